@@ -1,0 +1,37 @@
+"""``edge-inspect export``: checkpoint -> model bundle (imports torch only when run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge.contract import DEFAULT_OPSET
+from edge.errors import ExportError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="local Hugging Face checkpoint folder, or a hub id in the local cache")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
+    p.add_argument("--resize", choices=("auto", "crop", "squash"), default="auto",
+                   help="preprocessing: auto = the checkpoint's own recipe (default)")
+    p.add_argument("--name", help="bundle name (default: the checkpoint folder's name)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from export.bundle_export import ExportOptions, bundle_from_checkpoint
+    except ImportError as err:
+        raise ExportError(
+            f"export needs torch, transformers and onnx ({err.name} is missing); install them "
+            "with: pip install 'edge-inspect[export]'"
+        ) from err
+    opt = ExportOptions(opset=args.opset, resize=args.resize, name=args.name, force=args.force)
+    manifest = bundle_from_checkpoint(args.model, args.out, opt, quiet=args.quiet)
+    summary = {"bundle": str(args.out), "family": manifest.family, "embed_dim": manifest.embed_dim,
+               "files": {k: v.sha256[:12] for k, v in manifest.files.items()}}
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,67 @@
+"""Entry point: parse, dispatch lazily, turn every EdgeInspectError into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from edge import __version__
+from edge.errors import EdgeInspectError
+
+# subcommand -> module under edge.cli that defines add_arguments(parser) and run(args)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("export_cmd", "checkpoint -> ONNX model bundle (workstation; needs the export extra)"),
+    "classify": ("classify_cmd", "score images against text labels with a bundle"),
+}
+
+EPILOG = """\
+typical flow:
+  edge-inspect export openai/clip-vit-base-patch32 --out bundles/clip-b32
+  edge-inspect classify --bundle bundles/clip-b32 --label "a scratched part" \\
+      --label "a flawless part" frame.png
+
+Run 'edge-inspect COMMAND --help' for a command's options. Errors print one line and exit
+non-zero; add --debug to see the traceback.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-inspect",
+        description="Zero-shot visual inspection with CLIP/SigLIP on edge GPUs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"edge-inspect {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module)
+        _module(module).add_arguments(sp)
+    return parser
+
+
+def _module(name: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"edge.cli.{name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = _module(args._module).run(args)
+        return code
+    except EdgeInspectError as err:
+        if args.debug:
+            raise
+        print(f"edge-inspect {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

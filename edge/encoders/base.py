@@ -1,0 +1,35 @@
+"""The encoder interface that the service depends on, whatever the backend.
+
+Backends are context managers (they own sessions, engines, device buffers) and accept
+any batch size: they split into chunks of at most ``max_batch`` themselves, so callers
+never learn a backend's profile limits.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class ImageEncoder(Protocol):
+    """pixel_values [B, 3, S, S] float32 -> image embeddings [B, D] float32."""
+
+    name: str
+    precision: str
+    max_batch: int
+
+    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class TextEncoder(Protocol):
+    """input_ids [B, L] int64 (and mask) -> text embeddings [B, D] float32."""
+
+    name: str
+    max_batch: int
+
+    def encode_texts(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,108 @@
+"""ONNX Runtime encoders: the CPU backend, and the reference every other backend meets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PIXEL_VALUES, TEXT_EMBEDS, text_graph
+from edge.errors import EngineError
+
+
+def default_threads() -> int:
+    """Cores this process may use (respects cgroup/affinity limits, unlike cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OrtSession:
+    """One ONNX Runtime session with the options we tune; closed by its owner."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session: ort.InferenceSession | None = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise EngineError(
+                f"{path}: ONNX Runtime cannot load it ({str(err).splitlines()[0]}); "
+                "re-export or re-calibrate the bundle."
+            ) from err
+        self.path = path
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def run(self, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        if self.session is None:
+            raise EngineError(f"{self.path}: session already closed; open the encoder again.")
+        feeds = {k: v for k, v in feeds.items() if k in self.input_names}
+        result: np.ndarray = self.session.run([output], feeds)[0]
+        return result
+
+    def close(self) -> None:
+        self.session = None
+
+
+def _chunks(total: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, total)) for i in range(0, total, size)]
+
+
+class _OrtEncoder:
+    def __init__(self, path: Path, threads: int | None, max_batch: int) -> None:
+        self._session = OrtSession(path, threads)
+        self.max_batch = max_batch
+        self.name = "onnxruntime"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> _OrtEncoder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class OrtImageEncoder(_OrtEncoder):
+    """Vision tower on ONNX Runtime."""
+
+    def __init__(
+        self, path: Path, precision: str = "fp32", threads: int | None = None, max_batch: int = 32
+    ) -> None:
+        super().__init__(path, threads, max_batch)
+        self.precision = precision
+
+    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+        parts = [
+            self._session.run(IMAGE_EMBEDS.name, {PIXEL_VALUES.name: pixel_values[s]})
+            for s in _chunks(len(pixel_values), self.max_batch)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+class OrtTextEncoder(_OrtEncoder):
+    """Text tower on ONNX Runtime (runs only when the prompt set changes)."""
+
+    def __init__(self, path: Path, threads: int | None = None, max_batch: int = 64) -> None:
+        super().__init__(path, threads, max_batch)
+        self._graph = text_graph(needs_attention_mask=True)
+
+    def encode_texts(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        parts = []
+        for s in _chunks(len(input_ids), self.max_batch):
+            feeds = {INPUT_IDS.name: input_ids[s], self._graph.inputs[1].name: attention_mask[s]}
+            parts.append(self._session.run(TEXT_EMBEDS.name, feeds))
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,66 @@
+"""One small exception hierarchy for the whole product.
+
+Every user-facing failure is an :class:`EdgeInspectError` whose message says what was
+found, what was expected and how to fix it, on one line. The CLI prints ``str(err)`` and
+exits with ``err.exit_code``; the service turns it into a ``status`` update. Nothing
+below the CLI prints or exits on its own.
+"""
+
+from __future__ import annotations
+
+
+class EdgeInspectError(Exception):
+    """Base of every error that a user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class ConfigError(EdgeInspectError):
+    """A config file, prompt set or command-line option is invalid."""
+
+    exit_code = 2
+
+
+class BundleError(EdgeInspectError):
+    """A model bundle is missing, incomplete, or does not match its manifest."""
+
+    exit_code = 3
+
+
+class ExportError(EdgeInspectError):
+    """A checkpoint cannot be exported, or its ONNX does not match PyTorch."""
+
+    exit_code = 4
+
+
+class CalibrationError(EdgeInspectError):
+    """Calibration data is unusable or a quantized model fails its accuracy gate."""
+
+    exit_code = 5
+
+
+class EngineError(EdgeInspectError):
+    """An inference backend cannot be loaded or refuses its engine."""
+
+    exit_code = 6
+
+
+class CameraError(EdgeInspectError):
+    """A camera source cannot be opened or has stopped delivering frames."""
+
+    exit_code = 7
+
+
+class ImageError(EdgeInspectError):
+    """A file that should be an image cannot be decoded."""
+
+    exit_code = 8
+
+
+class PublishError(EdgeInspectError):
+    """A result cannot be published or stored for publishing."""
+
+    exit_code = 9

@@ -1,0 +1,69 @@
+"""A bundle opened for zero-shot use: preprocessing, tokenizer, both encoders, scoring.
+
+This is the object the CLI's ``classify`` and the service share, so that a verdict seen on
+the command line is the verdict the line produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+import numpy as np
+
+from edge.bundle import Bundle
+from edge.encoders.base import ImageEncoder, TextEncoder
+from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
+from edge.preprocess import to_pixel_values
+from edge.scoring import category_probs, l2_normalize
+from edge.tokenizer import PromptTokenizer
+
+
+class ZeroShotModel:
+    """Owns the encoders of one bundle; use it in a ``with`` block."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        image_encoder: ImageEncoder | None = None,
+        text_encoder: TextEncoder | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.tokenizer = PromptTokenizer(bundle.path("tokenizer"), bundle.manifest.text)
+        self.image_encoder: ImageEncoder = image_encoder or OrtImageEncoder(
+            bundle.path("vision"), precision="fp32", threads=threads
+        )
+        self.text_encoder: TextEncoder = text_encoder or OrtTextEncoder(
+            bundle.path("text"), threads=threads
+        )
+
+    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
+        """pixel_values [B, 3, S, S] -> unit-length image embeddings [B, D]."""
+        return l2_normalize(self.image_encoder.encode_images(pixel_values))
+
+    def embed_images(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR frames of any size -> unit-length image embeddings [B, D]."""
+        return self.embed_pixels(to_pixel_values(images_bgr, self.bundle.manifest.image))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Prompts -> unit-length text embeddings [T, D]."""
+        ids, mask = self.tokenizer(texts)
+        return l2_normalize(self.text_encoder.encode_texts(ids, mask))
+
+    def probs(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
+        """Category probabilities [B, C] with the family's own scoring."""
+        m = self.bundle.manifest
+        return category_probs(image_embeds, text_embeds, m.family, m.logit_scale, m.logit_bias)
+
+    def close(self) -> None:
+        self.image_encoder.close()
+        self.text_encoder.close()
+
+    def __enter__(self) -> ZeroShotModel:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
