@@ -72,8 +72,12 @@ def to_pixel_values(images_bgr: Sequence[np.ndarray], spec: ImageSpec) -> np.nda
     """BGR uint8 frames (any sizes) -> normalised float32 ``pixel_values`` [B, 3, S, S]."""
     if len(images_bgr) == 0:
         return np.zeros((0, 3, spec.size, spec.size), dtype=np.float32)
-    batch = np.stack([resize_for_model(img, spec) for img in images_bgr])  # [B, S, S, 3] BGR
-    rgb = batch[..., ::-1].astype(np.float32) * (1.0 / 255.0)  # [B, S, S, 3] RGB
+    return normalize(np.stack([resize_for_model(img, spec) for img in images_bgr]), spec)
+
+
+def normalize(batch_bgr: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """Already resized BGR uint8 [B, S, S, 3] -> ``pixel_values`` [B, 3, S, S] float32."""
+    rgb = batch_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)  # [B, S, S, 3] RGB
     mean = np.asarray(spec.mean, dtype=np.float32)
     inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
     normed = (rgb - mean) * inv_std

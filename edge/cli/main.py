@@ -14,13 +14,23 @@ from edge.errors import EdgeInspectError
 COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export_cmd", "checkpoint -> ONNX model bundle (workstation; needs the export extra)"),
     "classify": ("classify_cmd", "score images against text labels with a bundle"),
+    "run": ("run_cmd", "the inspection service (cameras -> verdicts -> sinks)"),
+    "demo": ("demo_cmd", "the service on the simulated line with a demo model, end to end"),
+    "config": ("config_cmd", "check an inspect.yaml, list its keys"),
+    "prompts": ("prompts_cmd", "test a prompt set on images, calibrate its thresholds"),
+    "sim": ("sim_cmd", "write simulated line frames (folder or video) with ground truth"),
+    "finetune": ("finetune_cmd", "train or adapt a CLIP/SigLIP checkpoint on image-caption pairs"),
 }
 
 EPILOG = """\
+first try:
+  edge-inspect demo                       the service on a simulated line, end to end
+
 typical flow:
   edge-inspect export openai/clip-vit-base-patch32 --out bundles/clip-b32
   edge-inspect classify --bundle bundles/clip-b32 --label "a scratched part" \\
       --label "a flawless part" frame.png
+  edge-inspect run --config inspect.yaml
 
 Run 'edge-inspect COMMAND --help' for a command's options. Errors print one line and exit
 non-zero; add --debug to see the traceback.

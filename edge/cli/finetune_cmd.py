@@ -1,0 +1,41 @@
+"""``edge-inspect finetune``: contrastive training (CLIP softmax or SigLIP sigmoid loss).
+
+Workstation only (needs the export extra). Starts from a checkpoint folder (--from) or
+from the demo architecture (--init clip|siglip, tokenizer trained on the captions), and
+trains on an image+captions folder or on the simulated line (sim://...).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge.errors import ConfigError, ExportError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--from", dest="checkpoint", help="checkpoint folder to adapt")
+    start.add_argument("--init", choices=("clip", "siglip"), help="start from random weights (demo architecture)")
+    p.add_argument("--data", required=True, help="folder with images + captions.jsonl, or sim://line?seed=N")
+    p.add_argument("--frames", type=int, default=2000, help="frames to render for sim:// data")
+    p.add_argument("--eval", dest="eval_url", help="sim:// hold-out for per-epoch zero-shot accuracy")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from export.finetune_run import finetune_from_args
+    except ImportError as err:
+        raise ExportError(f"finetune needs torch and transformers ({err.name} is missing): "
+                          "pip install 'edge-inspect[export]'") from err
+    if args.steps < 1 or args.batch < 2:
+        raise ConfigError("--steps must be >= 1 and --batch >= 2 (a contrastive batch needs pairs).")
+    finetune_from_args(args)
+    return 0

@@ -1,0 +1,81 @@
+"""``edge-inspect run``: the service, from a config file and/or options that override it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge.config import ServiceConfig, load_config, parse_config
+from edge.errors import ConfigError
+
+
+def add_service_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="inspect.yaml (see examples/inspect.yaml)")
+    p.add_argument("--bundle", type=Path, help="model bundle folder (overrides model.bundle)")
+    p.add_argument("--camera", action="append", default=[], metavar="URL",
+                   help="a camera source; repeat for several (replaces the config's cameras)")
+    p.add_argument("--prompts", type=Path, help="prompt-set YAML (overrides prompts)")
+    p.add_argument("--results", type=Path, metavar="FILE.jsonl", help="append results to a JSON-lines file")
+    p.add_argument("--mqtt", metavar="HOST:PORT", help="publish to this MQTT broker")
+    p.add_argument("--state-dir", type=Path, help="seq counter, caches, evidence")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--stdout", action="store_true", help="also print every result as JSON")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_service_arguments(p)
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def _overrides(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    if args.bundle:
+        data.setdefault("model", {})["bundle"] = str(args.bundle)
+    if args.camera:
+        data["cameras"] = [{"name": f"cam{i + 1}", "source": url} for i, url in enumerate(args.camera)]
+    if args.prompts:
+        data["prompts"] = str(args.prompts)
+    if args.results:
+        data.setdefault("results", {})["jsonl"] = str(args.results)
+    if args.stdout:
+        data.setdefault("results", {})["stdout"] = True
+    if args.state_dir:
+        data["state_dir"] = str(args.state_dir)
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--mqtt {args.mqtt}: expected HOST:PORT, e.g. 127.0.0.1:1883.")
+        data["mqtt"] = {**(data.get("mqtt") or {}), "host": host, "port": int(port)}
+    return data
+
+
+def service_config(args: argparse.Namespace) -> ServiceConfig:
+    """The config file (if any) with the command-line options applied on top."""
+    if args.config is None:
+        if not (args.bundle and args.camera and args.prompts):
+            raise ConfigError("no --config given; pass --config FILE, or at least --bundle, "
+                              "--camera and --prompts.")
+        return parse_config(_overrides(args, {}), "command line", base=Path.cwd())
+    cfg = load_config(args.config)
+    data = cfg.model_dump(mode="json", exclude_unset=False)
+    return parse_config(_overrides(args, data), str(args.config), base=Path.cwd())
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.service.service import InspectionService
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = service_config(args)
+    with InspectionService(cfg) as service:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: service.request_stop())
+        service.run(duration=args.duration)
+    return 0
+
+
+def dump_yaml(cfg: ServiceConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,141 @@
+"""Prompt sets: the operator's words, validated, versioned, and turned into text lists.
+
+The YAML an operator edits is a :class:`PromptSet`. Its version is the sha256 of its
+canonical JSON, so two files that say the same thing have the same version, and every
+result names the version that produced it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import ConfigError
+from edge.hashing import sha256_json
+from edge.validation import describe
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Category(_Strict):
+    """One class the line can see: a defect, or (``ok: true``) an acceptable part."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Short id used in results and MQTT.")
+    prompts: list[str] = Field(min_length=1, description="Phrasings; each is put in every template.")
+    ok: bool = Field(default=False, description="True for good-part classes (verdict ok).")
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Score above which this defect makes a part NG; "
+        "defaults to decision.threshold.")
+    exemplars: str | None = Field(
+        default=None, description="Folder of reference images for few-shot prototypes.")
+
+    @field_validator("prompts")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if any(not p.strip() for p in v):
+            raise ValueError("prompts must not be empty strings")
+        return v
+
+
+class Smoothing(_Strict):
+    """N-of-M: a camera reports NG only when N of its last M frames were NG."""
+
+    n: int = Field(default=1, ge=1, le=100)
+    m: int = Field(default=1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _n_le_m(self) -> Smoothing:
+        if self.n > self.m:
+            raise ValueError(f"n ({self.n}) must not exceed m ({self.m})")
+        return self
+
+
+class Decision(_Strict):
+    threshold: float = Field(default=0.5, ge=0, le=1, description="Default defect threshold.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-category thresholds by name (as calibrate writes "
+        "them); a category's own 'threshold' wins.")
+    uncertain_margin: float = Field(
+        default=0.1, ge=0, le=0.5, description="Scores within this of a threshold are 'uncertain'.")
+    smoothing: Smoothing = Field(default_factory=Smoothing)
+    exemplar_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Blend of few-shot image similarity into text scores.")
+
+
+class PromptSet(_Strict):
+    """An operator-editable set of categories; see DESIGN.md for the smallest valid one."""
+
+    name: str = Field(min_length=1, max_length=128)
+    templates: list[str] = Field(default_factory=lambda: ["{}"], min_length=1)
+    categories: list[Category] = Field(min_length=2)
+    decision: Decision = Field(default_factory=Decision)
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_have_slot(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if t.count("{}") != 1:
+                raise ValueError(f"template {t!r} must contain '{{}}' exactly once")
+        return v
+
+    @model_validator(mode="after")
+    def _names_and_ok(self) -> PromptSet:
+        names = [c.name for c in self.categories]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"category names must be unique, repeated: {', '.join(dupes)}")
+        if not any(c.ok for c in self.categories):
+            raise ValueError("at least one category needs 'ok: true' (the good part)")
+        if all(c.ok for c in self.categories):
+            raise ValueError("at least one category must be a defect (without 'ok: true')")
+        unknown = sorted(set(self.decision.thresholds) - set(names))
+        if unknown:
+            raise ValueError(f"decision.thresholds names unknown categor{'ies' if len(unknown) > 1 else 'y'} "
+                             f"{', '.join(unknown)}; known: {', '.join(names)}")
+        bad = {k: v for k, v in self.decision.thresholds.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"decision.thresholds must be within [0, 1], got {bad}")
+        return self
+
+    @property
+    def version(self) -> str:
+        return sha256_json(self.model_dump(mode="json"))[:16]
+
+    def texts(self, category: Category) -> list[str]:
+        """Every prompt of a category in every template (ensembled into one embedding)."""
+        return [t.format(p) for p in category.prompts for t in self.templates]
+
+    def threshold(self, category: Category) -> float:
+        if category.threshold is not None:
+            return category.threshold
+        return self.decision.thresholds.get(category.name, self.decision.threshold)
+
+
+def parse_prompt_set(data: object, source: str) -> PromptSet:
+    """Validate a mapping; the error names the source and the field."""
+    try:
+        return PromptSet.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: field {describe(err)}; fix the prompt set.") from err
+
+
+def load_prompt_set(path: str | Path) -> PromptSet:
+    """Read an operator YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the prompt set ({err.strerror}); check the path.") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}; fix the syntax.") from err
+    return parse_prompt_set(data, str(path))

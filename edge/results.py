@@ -1,0 +1,73 @@
+"""The result payload (schema ``edge-inspect/result/1``), identical on every sink.
+
+Key names are the MQTT contract of DESIGN.md; integrators parse them, so they change only
+with a new schema id. ``schemas/result.schema.json`` is generated from this model
+(``edge-inspect schema --write``) and a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULT_SCHEMA_ID = "edge-inspect/result/1"
+
+
+def iso_ms(ts: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``: 2026-11-28T20:40:12.345Z."""
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TileRef(_Payload):
+    index: int = Field(ge=0, description="0 is the whole ROI when the camera also scores it whole.")
+    box: tuple[int, int, int, int] = Field(description="x, y, w, h in frame pixels.")
+
+
+class PromptSetRef(_Payload):
+    name: str
+    version: str = Field(description="sha256 (first 16 hex) of the set's canonical JSON.")
+
+
+class ModelRef(_Payload):
+    name: str
+    precision: Literal["fp32", "fp16", "int8"]
+    bundle: str = Field(description="Bundle content hash (first 16 hex).")
+    backend: str = Field(description="onnxruntime | tensorrt")
+
+
+class InspectionResult(_Payload):
+    """One inspection of one camera's frame."""
+
+    schema_: Literal["edge-inspect/result/1"] = Field(default=RESULT_SCHEMA_ID, alias="schema")
+    id: str = Field(description="Unique per result; re-sends carry the same id (de-duplicate on it).")
+    seq: int = Field(ge=1, description="Per station, +1 per result, never reused: a gap is a lost result.")
+    ts: str = Field(description="Capture time, UTC ISO-8601 with ms and Z.")
+    station: str = Field(description="site/line/station")
+    camera: str
+    verdict: Literal["ok", "ng", "uncertain"]
+    category: str = Field(description="The deciding defect for ng/uncertain, else the top category.")
+    score: float
+    scores: dict[str, float] = Field(description="Every category's score.")
+    tile: TileRef | None = Field(description="The crop that gave the top score; null without tiling.")
+    prompt_set: PromptSetRef
+    model: ModelRef
+    latency_ms: float = Field(ge=0, description="Capture to verdict.")
+    snapshot: str | None = Field(default=None, description="Evidence image reference (NG frames).")
+    part_id: str | None = Field(default=None, description="From the trigger, when one gave it.")
+    replayed: bool = Field(default=False, description="True on re-sends from the outbox.")
+    simulated: bool = Field(default=False, description="True for frames from sim://.")
+    truth: dict[str, Any] | None = Field(default=None, description="The simulator's ground truth.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

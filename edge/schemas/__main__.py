@@ -1,0 +1,5 @@
+import sys
+
+from edge.schemas import main
+
+sys.exit(main(sys.argv[1:]))

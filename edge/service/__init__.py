@@ -1,0 +1,1 @@
+"""The inspection service: cameras -> tiles -> encoder -> scores -> decision -> sinks."""

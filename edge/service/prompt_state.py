@@ -1,0 +1,138 @@
+"""The active prompt set as the encoder sees it: text embeddings and few-shot prototypes.
+
+Text embeddings are computed only when the set changes and cached on disk by (bundle hash,
+prompt-set version), so a restart or a roll-back costs no text encoding. A
+:class:`PromptState` is immutable: the service swaps the reference between frames, so a
+frame is always scored by one whole set, never half of an old and half of a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ConfigError, ImageError
+from edge.model import ZeroShotModel
+from edge.preprocess import IMAGE_SUFFIXES, load_image
+from edge.prompts import PromptSet
+from edge.scoring import l2_normalize
+
+log = logging.getLogger("edge_inspect.prompts")
+
+TIP_BETA = 5.5  # Tip-Adapter's sharpness of the image-affinity kernel
+
+
+@dataclass(frozen=True)
+class PromptState:
+    prompts: PromptSet
+    text_embeds: np.ndarray  # [C, D] one ensembled, unit-length embedding per category
+    prototypes: np.ndarray | None  # [C, D] few-shot image prototypes (zeros where none)
+    has_exemplars: np.ndarray  # [C] bool
+    source: str  # file path or "mqtt:<client>" - for the audit log
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.prompts.categories]
+
+    @property
+    def version(self) -> str:
+        return self.prompts.version
+
+
+class EmbeddingCache:
+    """``.npz`` files under the state dir, keyed by bundle hash and prompt-set version."""
+
+    def __init__(self, folder: Path, bundle_hash: str) -> None:
+        self.folder = folder
+        self.bundle_hash = bundle_hash[:16]
+
+    def _path(self, version: str) -> Path:
+        return self.folder / f"text-{self.bundle_hash}-{version}.npz"
+
+    def get(self, version: str) -> np.ndarray | None:
+        path = self._path(version)
+        try:
+            with np.load(path) as data:
+                return np.asarray(data["text_embeds"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def put(self, version: str, embeds: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self._path(version).with_suffix(".tmp.npz")
+        np.savez(tmp, text_embeds=embeds)
+        tmp.replace(self._path(version))
+
+
+def text_embeddings(model: ZeroShotModel, prompts: PromptSet) -> np.ndarray:
+    """Prompt ensembling: each category is the normalised mean of its prompt x template texts."""
+    texts = [prompts.texts(c) for c in prompts.categories]
+    flat = model.embed_texts([t for group in texts for t in group])  # [T, D]
+    out, i = [], 0
+    for group in texts:
+        out.append(l2_normalize(flat[i : i + len(group)].mean(axis=0)))
+        i += len(group)
+    return np.stack(out)
+
+
+def _exemplar_images(folder: Path) -> list[np.ndarray]:
+    if not folder.is_dir():
+        raise ConfigError(f"exemplars {folder}: no such folder; create it or remove 'exemplars'.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = []
+    for f in files:
+        if f.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ConfigError(f"exemplars {f}: not an image file; remove it from the exemplar folder.")
+        try:
+            images.append(load_image(f))
+        except ImageError as err:
+            raise ConfigError(f"exemplars {err}") from err
+    if not images:
+        raise ConfigError(f"exemplars {folder}: folder is empty; add reference images or remove 'exemplars'.")
+    return images
+
+
+def prototypes(model: ZeroShotModel, prompts: PromptSet, base: Path) -> tuple[np.ndarray | None, np.ndarray]:
+    """Few-shot image prototypes, one per category that lists an exemplar folder."""
+    has = np.array([c.exemplars is not None for c in prompts.categories])
+    if not has.any():
+        return None, has
+    protos = np.zeros((len(prompts.categories), model.bundle.manifest.embed_dim), np.float32)
+    for i, cat in enumerate(prompts.categories):
+        if cat.exemplars is not None:
+            folder = Path(cat.exemplars)
+            folder = folder if folder.is_absolute() else base / folder
+            protos[i] = l2_normalize(model.embed_images(_exemplar_images(folder)).mean(axis=0))
+    return protos, has
+
+
+def build_state(model: ZeroShotModel, prompts: PromptSet, base: Path, cache: EmbeddingCache | None,
+                source: str) -> PromptState:
+    """Encode a prompt set (or take it from the cache); raises ConfigError naming the problem."""
+    embeds = cache.get(prompts.version) if cache else None
+    if embeds is None or embeds.shape[0] != len(prompts.categories):
+        embeds = text_embeddings(model, prompts)
+        if cache:
+            cache.put(prompts.version, embeds)
+    protos, has = prototypes(model, prompts, base)
+    return PromptState(prompts, embeds, protos, has, source)
+
+
+def score(model: ZeroShotModel, state: PromptState, image_embeds: np.ndarray) -> np.ndarray:
+    """Per-crop category scores [N, C]: text scores, blended with few-shot affinity."""
+    probs = model.probs(image_embeds, state.text_embeds)  # [N, C]
+    if state.prototypes is None:
+        return probs
+    w = state.prompts.decision.exemplar_weight
+    affinity = np.exp(-TIP_BETA * (1.0 - image_embeds @ state.prototypes.T))  # [N, C] in (0, 1]
+    blended = (1 - w) * probs + w * affinity
+    return np.where(state.has_exemplars[None, :], blended, probs)
+
+
+def score_frames(model: ZeroShotModel, state: PromptState, frames: list[np.ndarray]) -> np.ndarray:
+    """Whole-frame scores [N, C] for offline use (prompt tests, threshold calibration)."""
+    out = [score(model, state, model.embed_images(frames[i : i + 32])) for i in range(0, len(frames), 32)]
+    return np.concatenate(out) if out else np.zeros((0, len(state.names)), np.float32)

@@ -1,0 +1,37 @@
+"""The per-station ``seq``: +1 per result, never reused, survives restarts.
+
+Stored in SQLite (WAL) under the state dir; each number is committed before the result
+that carries it leaves the process, so a restart continues after the last number used and
+a gap in ``seq`` always means a lost result, never a restart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+
+class SequenceCounter:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER)")
+        self._db.execute("INSERT OR IGNORE INTO seq (id, last) VALUES (1, 0)")
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            row = self._db.execute("UPDATE seq SET last = last + 1 WHERE id = 1 RETURNING last").fetchone()
+            return int(row[0])
+
+    @property
+    def last(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT last FROM seq WHERE id = 1").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,15 @@
+"""One-line descriptions of pydantic validation errors, shared by every input model."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def describe(err: ValidationError) -> str:
+    """``'where': what`` for the most telling error (an unknown key explains a missing one)."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    hint = " (unknown key: check its spelling)" if first["type"] == "extra_forbidden" else ""
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"'{where}': {first['msg']}{hint}{more}"

@@ -1,0 +1,225 @@
+"""Measure the demo models and write their card: ``python -m export.demo_models.evaluate``.
+
+Held-out frames (another simulator seed) are scored with the demo prompt set, worded
+unlike the training captions, twice: in PyTorch, and through the exported ONNX bundle with
+the runtime's own code (preprocessing, tokenizer, ONNX Runtime, prompt ensembling). The
+two must agree; both go on the card, with the confusion matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import Bundle, Family
+from edge.config import CameraConfig, TileConfig
+from edge.metrics import format_confusion, zero_shot_report
+from edge.model import ZeroShotModel
+from edge.preprocess import to_pixel_values
+from edge.prompts import PromptSet
+from edge.scoring import category_probs, l2_normalize
+from edge.service.prompt_state import text_embeddings
+from edge.service.tiles import crop, tiles_for
+from export.bundle_export import ExportOptions, bundle_from_checkpoint
+from export.captions import DEMO_PROMPTS
+from export.checkpoint import load_checkpoint
+from export.demo_models import recipe
+from export.sim_data import raw_frames
+
+CARD_JSON = recipe.HERE / "card.json"
+CARD_MD = recipe.HERE / "README.md"
+
+
+EmbedFn = Callable[[list[np.ndarray]], np.ndarray]  # BGR frames -> unit embeddings [N, D]
+
+DEMO_TILES = TileConfig(rows=2, cols=2, overlap=0.25, include_full=True)
+
+
+def frame_probs(embed: EmbedFn, texts: np.ndarray, family: Family, scale: float, bias: float | None,
+                frames: list[np.ndarray], tiles: TileConfig | None) -> np.ndarray:
+    """Per-frame category scores [N, C], max over the service's tiles when ``tiles`` is set."""
+    camera = CameraConfig(name="eval", source="eval", tiles=tiles)
+    out = []
+    for start in range(0, len(frames), 16):
+        chunk = frames[start : start + 16]
+        boxes = [tiles_for(camera, f.shape[1], f.shape[0]) for f in chunk]
+        crops = [crop(f, t.box) for f, ts in zip(chunk, boxes) for t in ts]
+        probs = category_probs(embed(crops), texts, family, scale, bias)
+        i = 0
+        for ts in boxes:
+            out.append(probs[i : i + len(ts)].max(axis=0))
+            i += len(ts)
+    return np.stack(out)
+
+
+def _torch_side(ckpt: Any, prompts: PromptSet) -> tuple[EmbedFn, np.ndarray, float, float | None]:
+    import torch
+
+    from export.towers import TextTower, VisionTower
+
+    vision, text = VisionTower(ckpt.model).eval(), TextTower(ckpt.model).eval()
+
+    def embed(frames: list[np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            return vision(torch.from_numpy(to_pixel_values(frames, ckpt.image))).numpy()
+
+    def embed_texts(texts: list[str]) -> np.ndarray:
+        ids = ckpt.tokenizer(texts, padding="max_length", truncation=True,
+                             max_length=ckpt.text.context_length, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            return text(ids).numpy()
+
+    cats = np.stack([l2_normalize(embed_texts(prompts.texts(c)).mean(axis=0)) for c in prompts.categories])
+    bias = float(ckpt.model.logit_bias.item()) if ckpt.family == "siglip" else None
+    return embed, cats, float(ckpt.model.logit_scale.exp().item()), bias
+
+
+def reports(embed: EmbedFn, texts: np.ndarray, family: Family, scale: float, bias: float | None,
+            prompts: PromptSet, frames: list[np.ndarray], truth: list[str]) -> dict[str, Any]:
+    names, ok = [c.name for c in prompts.categories], [c.ok for c in prompts.categories]
+    out = {}
+    for mode, tiles in (("whole", None), ("tiled", DEMO_TILES)):
+        probs = frame_probs(embed, texts, family, scale, bias, frames, tiles)
+        out[mode] = zero_shot_report(probs, names, ok, truth)
+        out[mode]["top"] = [names[i] for i in probs.argmax(axis=1)]
+    return out
+
+
+def evaluate_family(family: str, frames: list[np.ndarray], truth: list[str], prompts: PromptSet
+                    ) -> dict[str, Any]:
+    folder = recipe.folder(family)
+    ckpt = load_checkpoint(str(folder))
+    torch_rep = reports(*_torch_side(ckpt, prompts), prompts, frames, truth)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        bundle_from_checkpoint(str(folder), bundle, ExportOptions(name=f"demo-{family}"), quiet=True)
+        with ZeroShotModel(Bundle.open(bundle)) as model:  # the runtime path, as the service runs it
+            m = model.bundle.manifest
+            onnx_rep = reports(model.embed_images, text_embeddings(model, prompts), m.family,
+                               m.logit_scale, m.logit_bias, prompts, frames, truth)
+    agreement = {mode: float(np.mean([a == b for a, b in zip(torch_rep[mode].pop("top"),
+                                                             onnx_rep[mode].pop("top"))]))
+                 for mode in ("whole", "tiled")}
+    log = json.loads((folder / "training_log.json").read_text())
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    return {"family": family, "pytorch": torch_rep, "onnx": onnx_rep, "top1_agreement": agreement,
+            "train_seconds": log["train_seconds"], "weights_mb": round(weights / 1e6, 2),
+            "params_m": round(sum(p.numel() for p in ckpt.model.parameters()) / 1e6, 2)}
+
+
+def _fmt(x: object) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet) -> str:
+    rows = []
+    for r in results:
+        for mode, label in (("whole", "whole frame"), ("tiled", "tiles 2x2 + whole")):
+            for runtime in ("pytorch", "onnx"):
+                m = r[runtime][mode]
+                rows.append(f"| demo-{r['family']} | {label} | {runtime} | {_fmt(m['auroc_good_vs_defect'])} | "
+                            f"{_fmt(m['defect_type_top1'])} | {_fmt(m['top1'])} |")
+    agree = "; ".join(f"demo-{r['family']}: {r['top1_agreement']['whole']:.3f} whole, "
+                      f"{r['top1_agreement']['tiled']:.3f} tiled" for r in results)
+    conf = "\n\n".join(f"**demo-{r['family']}**, tiles, ONNX bundle (rows: truth, columns: prediction):\n\n"
+                       + format_confusion(np.array(r["onnx"]["tiled"]["confusion"]), r["onnx"]["tiled"]["labels"])
+                       for r in results)
+    sizes = "\n".join(f"| demo-{r['family']} | {r['params_m']} M | {r['weights_mb']} MB | "
+                      f"{r['train_seconds'] / 60:.1f} min |" for r in results)
+    prompt_lines = "\n".join(f"- {c.name}{' (ok)' if c.ok else ''}: " + "; ".join(f'"{p}"' for p in c.prompts)
+                             for c in prompts.categories)
+    return TEMPLATE.format(frames=frames, table="\n".join(rows), confusion=conf, sizes=sizes, agree=agree,
+                           templates="; ".join(f'"{t}"' for t in prompts.templates), prompts=prompt_lines,
+                           steps=recipe.STEPS, batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
+                           parts=recipe.TRAIN_PARTS, zoom=recipe.ZOOM, sizes_cfg=recipe.SIZES)
+
+
+TEMPLATE = """\
+# Demo models: demo-clip and demo-siglip
+
+Two small CLIP-architecture and SigLIP-architecture models trained by this project on its
+simulated production line (`sim://`), so that the demo, the calibration tests and the
+service tests run on a model that actually sees defects. They are **not** general-purpose
+CLIP models: they know the simulator's parts, materials and defects, and the words of its
+captions. This card is written by `python -m export.demo_models.evaluate`.
+
+## How they were made
+- Architecture: `{sizes_cfg}`; a ViT image tower at 224x224 with 16-pixel patches and a
+  small text tower, `CLIPModel` / `SiglipModel` from transformers, saved with `save_pretrained`.
+- Data: {parts} parts of `sim://line?seed=1000` (five materials, three shapes, lighting and
+  pose varied; 10 % small, faint defects), each rendered six times: good, and once with each
+  defect (scratch, hole/dent, crack, stain/rust, missing component). A batch holds five such
+  counterfactual groups, so material, shape and lighting cannot tell its pairs apart: only the
+  defect can. Each view is a random window zoomed {zoom} around the defect (the scales the
+  service's tiles show), squashed to 224x224 with the runtime's own preprocessing. Every time
+  a frame is drawn it gets a new random caption (templates x synonyms x material x shape x
+  position x size); a byte-level BPE tokenizer is trained on those captions.
+- Training: `python -m export.demo_models.train` (fixed seeds), {steps} steps of batch {batch},
+  AdamW, lr {lr} with {warmup} warm-up steps and cosine decay, on 2 CPU cores. CLIP: symmetric
+  softmax contrastive loss; SigLIP: pairwise sigmoid loss with learnable temperature and bias
+  (initialised at log 10 and -10). Pairs of the same defect kind are positives (soft targets).
+- What did not work (measured while making them): whole-frame views with random batches
+  stayed at chance on defects for 300 steps (the loss learnt material and shape first);
+  counterfactual groups alone did not change that; zoomed views did.
+
+| model | parameters | weights | training time |
+|---|---|---|---|
+{sizes}
+
+## Held-out accuracy
+{frames} whole frames of `sim://line?seed=2000&defect_rate=0.5&hard=0.1` (a seed never used in
+training), scored zero-shot with the demo prompt set (`prompts.yaml` here), whose templates
+({templates}) and phrasings never occur in the training captions:
+
+{prompts}
+
+"whole frame" scores the 640x480 frame squashed to 224x224; "tiles 2x2 + whole" is what the
+service does with `tiles: {{rows: 2, cols: 2, overlap: 0.25}}`: each category's score is its
+max over the five crops. AUROC ranks frames by (best defect score - good score); defect-type
+top-1 is measured on the defective frames, among the defect categories; top-1 is over all
+six categories. "pytorch" runs the checkpoint in transformers; "onnx" runs the exported
+bundle through the runtime (OpenCV preprocessing, `tokenizers`, ONNX Runtime, the service's
+prompt ensembling).
+
+| model | view | runtime | good-vs-defect AUROC | defect-type top-1 | top-1 (6 classes) |
+|---|---|---|---|---|---|
+{table}
+
+PyTorch and ONNX top-1 agreement per frame: {agree}.
+
+{confusion}
+
+The targets were AUROC >= 0.95 and defect-type top-1 >= 0.85. The numbers above are what
+was reached, measured once on the hold-out set, not tuned on it.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=recipe.HOLDOUT_FRAMES)
+    parser.add_argument("--family", action="append", choices=recipe.FAMILIES, help="default: both")
+    args = parser.parse_args(argv)
+    t = time.perf_counter()
+    frames, truths = raw_frames(recipe.HOLDOUT, args.frames)
+    truth = [t.defect for t in truths]
+    prompts = PromptSet.model_validate(DEMO_PROMPTS)
+    results = [evaluate_family(f, frames, truth, prompts) for f in args.family or recipe.FAMILIES]
+    CARD_JSON.write_text(json.dumps({"holdout_frames": args.frames, "results": results}, indent=1) + "\n")
+    CARD_MD.write_text(card_markdown(results, args.frames, prompts))
+    for r in results:
+        print(f"demo-{r['family']}: " + ", ".join(f"{k} {_fmt(r[k2][k])}" for k2 in ("pytorch", "onnx")
+              for k in ("auroc_good_vs_defect", "defect_type_top1", "top1")))
+    print(f"evaluated in {time.perf_counter() - t:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The one recipe both demo models are trained and evaluated with.
+
+Train and hold-out frames come from different simulator seeds; the hold-out is scored with
+the demo prompt set (``export.captions.DEMO_PROMPTS``), worded unlike the training captions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.bundle import ImageSpec
+from edge.sim.source import SimParams
+from export.checkpoint_build import CLIP_MEAN, CLIP_STD, TowerSizes
+
+HERE = Path(__file__).resolve().parent
+FAMILIES = ("clip", "siglip")
+SIZES = TowerSizes(image_size=224, patch_size=16, vision_width=192, vision_layers=4, vision_heads=3,
+                   text_width=128, text_layers=3, text_heads=2, context_length=32, embed_dim=128,
+                   vocab_size=1024)
+TRAIN = SimParams(seed=1000, hard=0.1)
+TRAIN_PARTS = 1000  # x 6 counterfactual variants (good + each defect) = 6000 frames
+ZOOM = (1.0, 4.0)  # training views: whole frame down to a quarter of it, around the defect
+HOLDOUT = SimParams(seed=2000, defect_rate=0.5, hard=0.1)
+HOLDOUT_FRAMES = 600
+STEPS = 1300
+BATCH = 30  # five counterfactual groups of six
+LR = 2e-4
+WARMUP = 50
+SEED = 0
+
+
+def folder(family: str) -> Path:
+    return HERE / f"demo-{family}"
+
+
+def image_spec(family: str) -> ImageSpec:
+    """Squash, not crop: the whole frame is seen, and defects at its border with it."""
+    mean, std = (CLIP_MEAN, CLIP_STD) if family == "clip" else ((0.5,) * 3, (0.5,) * 3)
+    return ImageSpec(size=SIZES.image_size, mean=mean, std=std, resize="squash")

@@ -1,0 +1,90 @@
+"""Train demo-clip and/or demo-siglip from a fixed seed: ``python -m export.demo_models.train``.
+
+Renders the simulated line once, trains a byte-level BPE tokenizer on generated captions,
+builds each model from its config and trains it with export.finetune. About 12 minutes per
+model on 2 CPU cores. The result is committed, so that the demo and the tests never train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+
+from edge.prompts import PromptSet
+from edge.sim import SimTruth
+from export.captions import DEMO_PROMPTS, caption_corpus, caption_for
+from export.checkpoint_build import model_config, preprocessor_config, save_checkpoint, train_tokenizer
+from export.demo_models import recipe
+from export.finetune import PairData, TrainConfig, train, zero_shot_eval
+from export.sim_data import render_groups
+
+
+def pair_label(truth: SimTruth) -> str:
+    """Positives are pairs of the same defect kind (soft targets), as DESIGN.md measured."""
+    return truth.defect
+
+
+def build_model(family: str, tokenizer: object) -> torch.nn.Module:
+    from transformers import CLIPModel, SiglipModel
+
+    torch.manual_seed(recipe.SEED)
+    cfg = model_config(family, recipe.SIZES, tokenizer)  # type: ignore[arg-type]
+    model = (CLIPModel if family == "clip" else SiglipModel)(cfg)
+    with torch.no_grad():
+        if family == "siglip":  # the SigLIP paper's initialisation: t' = log 10, b = -10
+            model.logit_scale.fill_(math.log(10.0))
+            model.logit_bias.fill_(-10.0)
+        else:
+            model.logit_scale.fill_(math.log(1 / 0.07))
+    return model
+
+
+def train_family(family: str, images: np.ndarray, truths: list, holdout: tuple) -> None:
+    spec = recipe.image_spec(family)
+    tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
+                                recipe.SIZES.vocab_size, recipe.SIZES.context_length)
+    model = build_model(family, tokenizer)
+    data = PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
+                    group_size=1 + len(recipe.TRAIN.defects))
+    prompts = PromptSet.model_validate(DEMO_PROMPTS)
+    hold_images, hold_truths = holdout
+    evaluate = lambda: zero_shot_eval(  # noqa: E731
+        model, family, tokenizer, recipe.SIZES.context_length, spec, prompts, hold_images,  # type: ignore[arg-type]
+        [t.defect for t in hold_truths])
+    cfg = TrainConfig(steps=recipe.STEPS, batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
+                      seed=recipe.SEED, eval_every=100, threads=2)
+    start = time.perf_counter()
+    history = train(model, family, tokenizer, spec, data, cfg, evaluate,  # type: ignore[arg-type]
+                    log=lambda s: print(f"demo-{family} {s}", flush=True))
+    seconds = time.perf_counter() - start
+    out = recipe.folder(family)
+    save_checkpoint(out, model.eval(), tokenizer,
+                    preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
+    (out / "training_log.json").write_text(json.dumps(
+        {"train_seconds": round(seconds, 1), "steps": recipe.STEPS, "batch": recipe.BATCH,
+         "lr": recipe.LR, "warmup": recipe.WARMUP, "train_frames": len(images),
+         "torch": torch.__version__, "history": history}, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--family", choices=(*recipe.FAMILIES, "both"), default="both")
+    args = parser.parse_args(argv)
+    spec = recipe.image_spec("clip")  # both families train on the same squashed frames
+    t = time.perf_counter()
+    images, truths = render_groups(recipe.TRAIN, recipe.TRAIN_PARTS, spec, zoom=recipe.ZOOM)
+    holdout = render_groups(recipe.HOLDOUT, recipe.HOLDOUT_FRAMES // 6, spec, zoom=recipe.ZOOM)
+    print(f"rendered {len(images)} + {len(holdout[1])} frames in {time.perf_counter() - t:.0f} s", flush=True)
+    for family in recipe.FAMILIES if args.family == "both" else (args.family,):
+        train_family(family, images, truths, holdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

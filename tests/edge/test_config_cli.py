@@ -1,0 +1,65 @@
+"""``config check``/``keys``, ``run`` from the command line, and shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.edge.service.conftest import PROMPTS
+from tests.helpers import one_line_error, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "systemd" / "inspect.example.yaml"
+
+
+def test_shipped_example_config_is_valid() -> None:
+    result = run_cli("config", "check", str(EXAMPLE))
+    assert "valid" in result.out and "camera" in result.out
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["cameras"][0]["fsp"] = 5
+    bad = tmp_path / "inspect.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    line = one_line_error(run_cli("config", "check", str(bad), expect=2))
+    assert "cameras.0.fsp" in line and "unknown key" in line
+
+
+def test_keys_lists_documented_keys() -> None:
+    out = run_cli("config", "keys").out
+    assert "cameras.stale_after_s" in out or "stale_after_s" in out
+    assert "model.backend" in out and "evidence.max_mb" in out
+
+
+def test_run_needs_a_config_or_the_essentials() -> None:
+    line = one_line_error(run_cli("run", "--camera", "sim://line", expect=2))
+    assert "--config" in line and "--bundle" in line
+
+
+def test_run_stops_cleanly_on_sigterm(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """A real process: SIGTERM drains the queues and flushes the JSON-lines file."""
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(PROMPTS)
+    results = tmp_path / "results.jsonl"
+    cmd = [sys.executable, "-m", "edge.cli.main", "run", "--bundle", str(tiny_bundles["clip"]),
+           "--camera", "sim://line?seed=1&size=320x240&fps=20", "--prompts", str(prompts),
+           "--results", str(results), "--state-dir", str(tmp_path / "state")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 5):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) >= 5 and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert "service started" in err

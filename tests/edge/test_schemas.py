@@ -1,0 +1,32 @@
+"""Committed JSON Schemas match the payload models, and real payloads validate against them."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from edge.schemas import HERE, SCHEMAS, render
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_committed_schema_is_current(name: str) -> None:
+    schema_id, model = SCHEMAS[name]
+    assert (HERE / name).read_text() == render(schema_id, model), "run: python -m edge.schemas --write"
+
+
+def test_a_result_validates_and_a_broken_one_does_not() -> None:
+    schema = json.loads((HERE / "result.schema.json").read_text())
+    result = {
+        "schema": "edge-inspect/result/1", "id": "a1", "seq": 1, "ts": "2026-11-28T20:40:12.345Z",
+        "station": "s/l/st", "camera": "cam1", "verdict": "ng", "category": "scratch", "score": 0.9,
+        "scores": {"good": 0.1, "scratch": 0.9}, "tile": None,
+        "prompt_set": {"name": "p", "version": "abc"},
+        "model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime"},
+        "latency_ms": 12.5, "snapshot": None, "part_id": None, "replayed": False, "simulated": False,
+        "truth": None,
+    }
+    jsonschema.validate(result, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**result, "verdict": "maybe"}, schema)

@@ -1,0 +1,103 @@
+"""Contrastive training: both losses go down, and bad training data gets clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edge.errors import ConfigError
+from edge.preprocess import normalize
+from edge.sim import LineSimulator
+from export.checkpoint import load_checkpoint
+from export.finetune import clip_loss, folder_pairs, pair_loss, siglip_loss
+from tests.helpers import one_line_error, run_cli
+
+
+def test_losses_prefer_matching_pairs() -> None:
+    img = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    same = torch.eye(4)
+    scale, bias = torch.tensor(np.log(10.0)), torch.tensor(-2.0)
+    assert clip_loss(img, img, scale, same) < clip_loss(img, img.roll(1, 0), scale, same)
+    assert siglip_loss(img, img, scale, bias, same) < siglip_loss(img, img.roll(1, 0), scale, bias, same)
+
+
+def test_a_few_steps_reduce_the_loss(tiny_checkpoints: dict[str, Path], family: str) -> None:
+    ckpt = load_checkpoint(str(tiny_checkpoints[family]))
+    model = ckpt.model.train()
+    sim = LineSimulator(seed=3, size=(160, 120), defect_rate=0.5)
+    frames = np.stack([cv2.resize(sim.frame(i).image, (ckpt.image.size,) * 2) for i in range(8)])
+    pixels = torch.from_numpy(normalize(frames, ckpt.image))
+    captions = [f"a photo of part number {i}" for i in range(8)]
+    ids = ckpt.tokenizer(captions, padding="max_length", truncation=True,
+                         max_length=ckpt.text.context_length, return_tensors="pt")["input_ids"]
+    same = torch.eye(8)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.manual_seed(0)
+    losses = []
+    for _ in range(12):
+        loss = pair_loss(model, ckpt.family, pixels, ids, same)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def _image(path: Path) -> None:
+    cv2.imwrite(str(path), np.full((16, 16, 3), 128, np.uint8))
+
+
+def test_folder_pairs_errors(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    spec = load_checkpoint(str(tiny_checkpoints["siglip"])).image
+    with pytest.raises(ConfigError, match="no captions.jsonl"):
+        folder_pairs(tmp_path, spec)
+    (tmp_path / "captions.jsonl").write_text("")
+    with pytest.raises(ConfigError, match="empty"):
+        folder_pairs(tmp_path, spec)
+    _image(tmp_path / "a.png")
+    (tmp_path / "captions.jsonl").write_text(
+        json.dumps({"image": "a.png", "caption": "a part"}) + "\n"
+        + json.dumps({"image": "gone.png", "caption": "a scratch"}) + "\n")
+    with pytest.raises(ConfigError, match="1 caption\\(s\\) name missing images, first 'gone.png'"):
+        folder_pairs(tmp_path, spec)
+    _image(tmp_path / "gone.png")
+    data = folder_pairs(tmp_path, spec)
+    assert data.images.shape == (2, spec.size, spec.size, 3) and data.labels == ["a part", "a scratch"]
+
+
+def test_finetune_cli_trains_and_saves_a_loadable_checkpoint(tiny_checkpoints: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    sim = LineSimulator(seed=2, size=(96, 72))
+    for i in range(6):
+        frame = sim.frame(i)
+        cv2.imwrite(str(data / f"{i}.png"), frame.image)
+        rows.append(json.dumps({"image": f"{i}.png", "caption": f"a {frame.truth.defect} part",
+                                "label": frame.truth.defect}))
+    (data / "captions.jsonl").write_text("\n".join(rows) + "\n")
+    result = run_cli("finetune", "--from", str(tiny_checkpoints["clip"]), "--data", str(data),
+                     "--out", str(tmp_path / "tuned"), "--steps", "3", "--batch", "4", "--eval-every", "1")
+    assert "wrote" in result.out
+    assert json.loads(result.err.strip().splitlines()[-1])["step"] == 3
+    run_cli("export", str(tmp_path / "tuned"), "--out", str(tmp_path / "bundle"), "--quiet")
+
+
+def test_finetune_cli_errors(tmp_path: Path) -> None:
+    line = one_line_error(run_cli("finetune", "--init", "clip", "--data", str(tmp_path / "empty"),
+                                  "--out", str(tmp_path / "o"), expect=2))
+    assert "captions.jsonl" in line
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    line = one_line_error(run_cli("finetune", "--from", str(tmp_path / "bert"), "--data", str(tmp_path),
+                                  "--out", str(tmp_path / "o"), expect=4))
+    assert "not supported" in line
+    line = one_line_error(run_cli("finetune", "--init", "clip", "--data", "sim://line?colour=red",
+                                  "--out", str(tmp_path / "o"), expect=7))
+    assert "colour" in line
