@@ -43,6 +43,9 @@ class TileConfig(_Strict):
     include_full: bool = Field(default=True, description="Also score the whole ROI as one tile.")
 
 
+RESERVED_CAMERA_NAMES = ("status", "prompts", "cmd")  # they would collide with station topics
+
+
 class CameraConfig(_Strict):
     name: str = Field(pattern=ID_PATTERN)
     source: str = Field(description="USB index (0), /dev/videoN, rtsp://..., a GStreamer pipeline "
@@ -52,6 +55,13 @@ class CameraConfig(_Strict):
     roi: tuple[int, int, int, int] | None = Field(default=None, description="x, y, w, h in pixels.")
     tiles: TileConfig | None = None
     stale_after_s: float = Field(default=5.0, gt=0, le=600, description="No frame for this long: reconnect.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_CAMERA_NAMES:
+            raise ValueError(f"'{v}' is reserved for station topics; choose another camera name")
+        return v
 
     @field_validator("roi")
     @classmethod
@@ -87,10 +97,33 @@ class EvidenceConfig(_Strict):
     jpeg_quality: int = Field(default=85, ge=30, le=100)
 
 
+class TlsConfig(_Strict):
+    ca: Path | None = Field(default=None, description="CA bundle that signed the broker's certificate.")
+    cert: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    key: Path | None = Field(default=None, description="Client key (mutual TLS).")
+
+
+class OutboxConfig(_Strict):
+    max_rows: int = Field(default=1_000_000, ge=10, description="Results kept on disk (delivered ones are "
+                          "evicted first); about 1 KB each.")
+    policy: Literal["block", "drop_oldest"] = Field(
+        default="block", description="When only undelivered results fill it: block (hold new results "
+        "back, lose none) or drop_oldest (keep inspecting, discard the oldest undelivered, count them).")
+    keep_delivered_s: float = Field(default=24 * 3600, ge=0, description="Replay window for cmd/replay.")
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="NORMAL", description="NORMAL survives a process kill; FULL also a power cut (slower).")
+
+
 class MqttConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     prefix: str = Field(default="inspect", pattern=ID_PATTERN)
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="5: a refused publish carries a reason code. 3.1.1: mosquitto acknowledges "
+        "an ACL-denied publish like a delivered one, so such results are lost silently.")
+    tls: TlsConfig | None = None
+    message_expiry_s: int | None = Field(default=None, ge=1, description="MQTT 5 message expiry of results.")
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     client_id: str | None = None
     username: str | None = None
     password_env: str = Field(default="EDGE_INSPECT_MQTT_PASSWORD",

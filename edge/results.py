@@ -8,11 +8,11 @@ with a new schema id. ``schemas/result.schema.json`` is generated from this mode
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_ID = "edge-inspect/result/1"
+RESULT_SCHEMA_ID: Final = "edge-inspect/result/1"
 
 
 def iso_ms(ts: datetime) -> str:

@@ -38,8 +38,8 @@ def _fresh(family: Family, truths: list[Any], captions: list[str]) -> tuple[Any,
     model = (CLIPModel if family == "clip" else SiglipModel)(model_config(family, recipe.SIZES, tok))
     with torch.no_grad():
         if family == "siglip":
-            model.logit_scale.fill_(math.log(10.0))
-            model.logit_bias.fill_(-10.0)
+            model.logit_scale.fill_(math.log(10.0))  # type: ignore[operator]
+            model.logit_bias.fill_(-10.0)  # type: ignore[operator]
     return model, tok, recipe.image_spec(family)
 
 

@@ -87,6 +87,11 @@ class Camera:
             self._taken = frame.number
             return frame
 
+    def latest_peek(self) -> Frame | None:
+        """The newest frame without taking it (previews, snapshots)."""
+        with self._lock:
+            return self._newest
+
     def has_new(self, after: int) -> bool:
         """Whether a frame newer than ``after`` waits (without taking it)."""
         with self._lock:

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _video(sim: LineSimulator, indices: range, out: Path, fps: float) -> int:
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    codec = "mp4v" if out.suffix.lower() == ".mp4" else "MJPG"
+    fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
     writer = cv2.VideoWriter(str(out), fourcc, fps, (sim.width, sim.height))
     if not writer.isOpened():
         raise ConfigError(f"{out}: OpenCV cannot write this video format here; use a .avi file or a folder.")

@@ -12,11 +12,22 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from edge.mqtt.payloads import (
+    COMMAND_SCHEMA_ID,
+    RESPONSE_SCHEMA_ID,
+    STATUS_SCHEMA_ID,
+    CommandRequest,
+    CommandResponse,
+    StatusPayload,
+)
 from edge.results import RESULT_SCHEMA_ID, InspectionResult
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
     "result.schema.json": (RESULT_SCHEMA_ID, InspectionResult),
+    "status.schema.json": (STATUS_SCHEMA_ID, StatusPayload),
+    "command.schema.json": (COMMAND_SCHEMA_ID, CommandRequest),
+    "response.schema.json": (RESPONSE_SCHEMA_ID, CommandResponse),
 }
 
 

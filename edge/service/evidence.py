@@ -59,6 +59,20 @@ class EvidenceStore:
             self._prune()
         return rel.as_posix()
 
+    def save_raw(self, image: np.ndarray, camera: str, name: str) -> str:
+        """An unannotated frame (cmd/snapshot)."""
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise ValueError("JPEG encoding failed")
+        rel = Path(camera) / f"{name}.jpg"
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / rel).write_bytes(data.tobytes())
+        with self._lock:
+            self._files.append((self.root / rel, len(data)))
+            self.total += len(data)
+            self._prune()
+        return rel.as_posix()
+
     def _prune(self) -> None:
         while self.total > self.max_bytes and len(self._files) > 1:
             path, size = self._files.popleft()

@@ -46,6 +46,10 @@ class PromptFileWatcher:
         self._stop.set()
         self._thread.join(5)
 
+    def acknowledge(self) -> None:
+        """The service wrote the file itself: remember it, do not reload it."""
+        self._seen = self._signature()
+
     def check(self) -> None:
         """Look once; the thread calls this every interval, tests may call it directly."""
         sig = self._signature()

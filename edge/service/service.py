@@ -17,20 +17,23 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
+import yaml
 
 import edge
 from edge.bundle import Bundle
 from edge.cameras import Camera, CameraState, Frame
 from edge.config import CameraConfig, ServiceConfig
-from edge.errors import ConfigError
+from edge.errors import CameraError, ConfigError
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
-from edge.prompts import PromptSet, load_prompt_set
+from edge.prompts import PromptSet, load_prompt_set, parse_prompt_set
 from edge.results import InspectionResult, ModelRef, PromptSetRef, TileRef, iso_ms
 from edge.service.decision import Smoother, decide
 from edge.service.evidence import EvidenceStore
@@ -40,6 +43,9 @@ from edge.service.sequence import SequenceCounter
 from edge.service.sinks import JsonLinesSink, Sink, StdoutSink
 from edge.service.status import StatusBoard
 from edge.service.tiles import Tile, crop, tiles_for
+
+if TYPE_CHECKING:
+    from edge.mqtt.bridge import MqttBridge
 
 log = logging.getLogger("edge_inspect.service")
 
@@ -79,6 +85,7 @@ class InspectionService:
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._bridge: MqttBridge | None = None
         self.cameras: dict[str, Camera] = {}
 
     # ---- start-up: everything that can be wrong is found before the first frame ----
@@ -89,6 +96,8 @@ class InspectionService:
             self._model = ZeroShotModel(bundle, threads=cfg.model.threads)
         self._model_ref = ModelRef(name=bundle.manifest.name, precision=cfg.model.precision,
                                    bundle=bundle.hash[:16], backend=self._model.image_encoder.name)
+        self.status.fact("version", edge.__version__)
+        self.status.fact("model", self._model_ref.model_dump())
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._cache = EmbeddingCache(cfg.state_dir / "embeddings", bundle.hash)
         self._prompt_state = self._load_prompts(cfg.prompts)
@@ -97,12 +106,14 @@ class InspectionService:
                                        cfg.evidence.jpeg_quality)
         self._sinks = self._open_sinks()
         self._watcher = PromptFileWatcher(cfg.prompts, self._reload_from_file, self._prompt_error).start()
+        if cfg.mqtt is not None:
+            from edge.mqtt.bridge import MqttBridge
+
+            self._bridge = MqttBridge(self, cfg.mqtt).start()
         for cam in cfg.cameras:
             self.cameras[cam.name] = Camera(cam, self._new_frame).start()
         self._spawn("inference", self._inference_loop)
         self._spawn("publisher", self._publish_loop)
-        self.status.fact("version", edge.__version__)
-        self.status.fact("model", self._model_ref.model_dump())
         log.info("service started: %d camera(s), bundle %s, prompt set %s %s", len(self.cameras),
                  bundle.manifest.name, self.prompt_state.prompts.name, self.prompt_state.version)
         return self
@@ -135,11 +146,63 @@ class InspectionService:
         state = build_state(self._model, prompts, base, self._cache, source)
         self._prompt_state = state  # one reference swap: a frame sees the old set or the new one
         self.status.fact("prompt_set", {"name": prompts.name, "version": state.version})
+        if self._bridge is not None:
+            self._bridge.publish_prompts()
         log.info("prompt set active: %s %s (from %s)", prompts.name, state.version, source)
         return state
 
     def _reload_from_file(self, path: Path) -> None:
         self._load_prompts(path)
+
+    def reload_prompts(self) -> PromptState:
+        """Read the prompt file again (cmd/reload)."""
+        return self._load_prompts(self.config.prompts)
+
+    def apply_prompt_set(self, data: object, source: str) -> PromptState:
+        """Validate, encode, activate, and write to the prompt file (so a restart keeps it).
+
+        The same path for every remote edit (MQTT now, the operator page later). The file is
+        replaced atomically and the watcher is told, so it does not reload its own write.
+        """
+        prompts = parse_prompt_set(data, source)
+        state = self.set_prompts(prompts, source=source)
+        path = self.config.prompts
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(f"# activated by {source}\n" + yaml.safe_dump(prompts.model_dump(mode="json",
+                       exclude_defaults=True), sort_keys=False), encoding="utf-8")
+        tmp.replace(path)
+        self._watcher.acknowledge()
+        return state
+
+    def preview(self, data: object) -> dict[str, object]:
+        """Score the newest frame of every camera with a candidate set; nothing changes."""
+        assert self._model is not None
+        prompts = parse_prompt_set(data, "preview")
+        candidate = build_state(self._model, prompts, self.config.prompts.resolve().parent, self._cache, "preview")
+        frames = [(f, None) for c in self.cameras.values() if (f := c.latest_peek()) is not None]
+        cameras: dict[str, dict[str, object]] = {}
+        for state, key in ((candidate, "candidate"), (self.prompt_state, "active")):
+            crops, tiles = self._crops(frames)
+            scores = score(self._model, state, self._model.embed_pixels(
+                to_pixel_values(crops, self._model.bundle.manifest.image))) if crops else None
+            i = 0
+            for (frame, _), ts in zip(frames, tiles):
+                rows = scores[i : i + len(ts)].max(axis=0)  # type: ignore[index]
+                i += len(ts)
+                per = {n: round(float(s), 4) for n, s in zip(state.names, rows)}
+                d = decide(per, state.prompts)
+                cameras.setdefault(frame.camera, {})[key] = {
+                    "verdict": d.verdict, "category": d.category, "score": round(d.score, 4), "scores": per}
+        return {"version": candidate.version, "cameras": cameras}
+
+    def snapshot(self, camera: str) -> str:
+        """Save the camera's newest frame to the evidence store (cmd/snapshot)."""
+        if camera not in self.cameras:
+            raise ConfigError(f"snapshot: unknown camera '{camera}'; known: {', '.join(self.cameras)}.")
+        frame = self.cameras[camera].latest_peek()
+        if frame is None:
+            raise CameraError(f"snapshot: camera '{camera}' has no frame yet; check its state.")
+        return self._evidence.save_raw(frame.image, camera, f"snapshot-{int(time.time() * 1000)}")
 
     def _prompt_error(self, message: str | None) -> None:
         self.status.fact("prompt_error", message)
@@ -202,8 +265,9 @@ class InspectionService:
             except queue.Full:
                 self.status.problem("results", "result queue full: sinks are slower than inference")
 
-    def _crops(self, batch: list[tuple[Frame, str | None]]) -> tuple[list[np.ndarray], list[list[Tile]]]:
-        crops, tiles = [], []
+    def _crops(self, batch: Sequence[tuple[Frame, str | None]]) -> tuple[list[np.ndarray], list[list[Tile]]]:
+        crops: list[np.ndarray] = []
+        tiles: list[list[Tile]] = []
         for frame, _ in batch:
             h, w = frame.image.shape[:2]
             ts = tiles_for(self._camera_config(frame.camera), w, h)
@@ -273,19 +337,38 @@ class InspectionService:
                 self.status.problem(f"camera {name}", None)
 
     # ---- publishing ----
+    def _next_batch(self, limit: int = 256) -> tuple[list[tuple[InspectionResult, np.ndarray]], bool]:
+        """Everything queued (up to ``limit``): one outbox transaction per batch."""
+        item = self._results.get()
+        if item is None:
+            return [], True
+        batch = [item]
+        while len(batch) < limit:
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
     def _publish_loop(self) -> None:
         ok_every = self.config.evidence.ok_every
-        while True:
-            item = self._results.get()
-            if item is None:
-                break
-            result, image = item
+        finished = False
+        while not finished:
+            batch, finished = self._next_batch()
             t0 = time.perf_counter()
-            self.counters.verdicts[result.verdict] = self.counters.verdicts.get(result.verdict, 0) + 1
-            if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
-                result.snapshot = self._evidence.save(image, result)
-            for sink in self._sinks:
-                sink.write(result)
+            for result, image in batch:
+                self.counters.verdicts[result.verdict] = self.counters.verdicts.get(result.verdict, 0) + 1
+                if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
+                    result.snapshot = self._evidence.save(image, result)
+            results = [r for r, _ in batch]
+            if self._bridge is not None and results:
+                self._bridge.store(results)  # durable before any sink sees them
+            for result in results:
+                for sink in self._sinks:
+                    sink.write(result)
             self.counters.stage_s["publish"] += time.perf_counter() - t0
         self.status.problem("results", None)
         self._done.set()
@@ -312,6 +395,8 @@ class InspectionService:
             t.join(timeout=60)
         if hasattr(self, "_watcher"):
             self._watcher.stop()
+        if self._bridge is not None:
+            self._bridge.stop()
         for sink in getattr(self, "_sinks", []):
             sink.close()
         if hasattr(self, "_seq"):

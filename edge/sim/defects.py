@@ -63,7 +63,7 @@ def _scar(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random
     sy, sx = int(rng.integers(0, max(1, h - width))), int(rng.integers(0, max(1, w - length)))
     strip = surface[sy : sy + width, sx : sx + length].astype(np.float32)
     strip = strip * rng.uniform(0.4, 0.7) + rng.uniform(60, 140) * severity  # colour jitter
-    patch = np.zeros_like(surface, dtype=np.float32)
+    patch: np.ndarray = np.zeros_like(surface, dtype=np.float32)
     layer = np.zeros(mask.shape, np.float32)
     x, y = _pick_point(mask, length // 2 + 2, rng)
     x0, y0 = max(0, x - length // 2), max(0, y - width // 2)
@@ -132,7 +132,7 @@ def stain(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random
     layer[y0 : y0 + side, x0 : x0 + side] = blob
     layer *= mask * rng.uniform(0.55, 0.95)
     colour = np.array(STAIN_COLOURS[int(rng.integers(len(STAIN_COLOURS)))], np.float32)
-    foreign = colour + rng.normal(0, 14, surface.shape).astype(np.float32)  # DRAEM's anomaly source
+    foreign: np.ndarray = (colour + rng.normal(0, 14, surface.shape)).astype(np.float32)  # DRAEM's anomaly source
     blend = layer[..., None]
     surface[:] = np.clip(surface * (1 - blend) + foreign * blend, 0, 255).astype(np.uint8)
     return _box_of(layer > 0.1)

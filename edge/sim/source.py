@@ -39,7 +39,7 @@ class SimParams(BaseModel):
     def _defects(cls, v: object) -> object:
         if isinstance(v, str):
             v = tuple(s.strip() for s in v.split(",") if s.strip())
-        unknown = [d for d in v if d not in DEFECTS]  # type: ignore[union-attr]
+        unknown = [d for d in v if d not in DEFECTS]  # type: ignore[attr-defined]
         if unknown:
             raise ValueError(f"unknown defect {unknown[0]!r}, expected some of {', '.join(DEFECTS)}")
         return v

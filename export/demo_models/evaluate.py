@@ -97,7 +97,8 @@ def evaluate_family(family: str, frames: list[np.ndarray], truth: list[str], pro
                     ) -> dict[str, Any]:
     folder = recipe.folder(family)
     ckpt = load_checkpoint(str(folder))
-    torch_rep = reports(*_torch_side(ckpt, prompts), prompts, frames, truth)
+    embed, texts, scale, bias = _torch_side(ckpt, prompts)
+    torch_rep = reports(embed, texts, ckpt.family, scale, bias, prompts, frames, truth)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         bundle_from_checkpoint(str(folder), bundle, ExportOptions(name=f"demo-{family}"), quiet=True)
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t = time.perf_counter()
     frames, truths = raw_frames(recipe.HOLDOUT, args.frames)
-    truth = [t.defect for t in truths]
+    truth: list[str] = [t.defect for t in truths]
     prompts = PromptSet.model_validate(DEMO_PROMPTS)
     results = [evaluate_family(f, frames, truth, prompts) for f in args.family or recipe.FAMILIES]
     CARD_JSON.write_text(json.dumps({"holdout_frames": args.frames, "results": results}, indent=1) + "\n")

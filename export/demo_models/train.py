@@ -38,10 +38,10 @@ def build_model(family: str, tokenizer: object) -> torch.nn.Module:
     model = (CLIPModel if family == "clip" else SiglipModel)(cfg)
     with torch.no_grad():
         if family == "siglip":  # the SigLIP paper's initialisation: t' = log 10, b = -10
-            model.logit_scale.fill_(math.log(10.0))
-            model.logit_bias.fill_(-10.0)
+            model.logit_scale.fill_(math.log(10.0))  # type: ignore[operator]
+            model.logit_bias.fill_(-10.0)  # type: ignore[operator]
         else:
-            model.logit_scale.fill_(math.log(1 / 0.07))
+            model.logit_scale.fill_(math.log(1 / 0.07))  # type: ignore[operator]
     return model
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.edge.service.conftest import PROMPTS
+from tests.edge.conftest import PROMPTS
 from tests.helpers import one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

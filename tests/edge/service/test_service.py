@@ -21,7 +21,7 @@ from edge.errors import ConfigError
 from edge.results import RESULT_SCHEMA_ID
 from edge.service.service import InspectionService
 from edge.sim import LineSimulator
-from tests.edge.service.conftest import PROMPTS, Collector
+from tests.edge.conftest import PROMPTS, Collector
 from tests.helpers import run_cli
 
 KEYS = {"schema", "id", "seq", "ts", "station", "camera", "verdict", "category", "score", "scores", "tile",

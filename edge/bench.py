@@ -1,0 +1,107 @@
+"""Benchmarks (never timed unit tests): they print a table and write JSON.
+
+``pipeline``: the service on N simulated cameras as fast as it goes, with per-stage time
+per frame, compared with the bare encoder at the same batch size. On a CPU-only machine
+the cameras' rendering competes with the encoder for the same cores, so both the
+end-to-end rate and the inference thread's own overhead (preprocess + score + publish
+over encode) are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.bundle import Bundle
+from edge.config import parse_config
+from edge.model import ZeroShotModel
+from edge.preprocess import to_pixel_values
+from edge.service.tiles import tiles_for
+from edge.sim import LineSimulator
+
+FALLBACK_PROMPTS = """\
+name: bench
+templates: ["a photo of a {} part"]
+categories:
+  - {name: good, ok: true, prompts: ["flawless", "clean"]}
+  - {name: scratch, prompts: ["scratched", "with a long thin scratch"]}
+  - {name: hole, prompts: ["with a hole"]}
+"""
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {platform.system()}".strip()
+
+
+def bare_encoder_ms(model: ZeroShotModel, batch: int, repeats: int = 10) -> float:
+    """Milliseconds per image for the encoder alone at this batch size."""
+    sim = LineSimulator(seed=0)
+    pixels = to_pixel_values([sim.frame(i).image for i in range(batch)], model.bundle.manifest.image)
+    model.embed_pixels(pixels)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model.embed_pixels(pixels)
+    return (time.perf_counter() - start) * 1000 / (repeats * batch)
+
+
+def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tiles: dict[str, Any] | None,
+                 workdir: Path) -> dict[str, Any]:
+    from edge.service.service import InspectionService
+
+    cams = [{"name": f"cam{i}", "source": f"sim://line?seed={i}&fps=1000", **({"tiles": tiles} if tiles else {})}
+            for i in range(cameras)]
+    cfg = parse_config({"cameras": cams, "model": {"bundle": str(bundle)}, "prompts": str(prompts),
+                        "state_dir": str(workdir / f"state{cameras}")}, "bench")
+    with InspectionService(cfg) as svc:
+        svc.run(duration=2.0)  # warm-up
+        c = svc.counters
+        before = (c.inspected, c.batches, dict(c.stage_s), time.perf_counter())
+        svc.run(duration=seconds)
+        after = (c.inspected, c.batches, dict(c.stage_s), time.perf_counter())
+        skipped = sum(cam.stats.skipped for cam in svc.cameras.values())
+        crops_per_frame = len(tiles_for(cfg.cameras[0], 640, 480))  # sim frames are 640x480
+        with ZeroShotModel(Bundle.open(bundle)) as model:
+            frames = max(1, after[0] - before[0])
+            batch = max(1, round(frames / max(1, after[1] - before[1]) * crops_per_frame))
+            bare = bare_encoder_ms(model, batch) * crops_per_frame
+    stage = {k: (after[2][k] - before[2][k]) * 1000 / frames for k in after[2]}
+    overhead = (stage["preprocess"] + stage["score"] + stage["publish"]) / max(1e-9, stage["encode"])
+    return {"cameras": cameras, "crops_per_frame": crops_per_frame, "frames": frames,
+            "frames_per_s": round(frames / (after[3] - before[3]), 2), "mean_batch_crops": batch,
+            "stage_ms_per_frame": {k: round(v, 3) for k, v in stage.items()},
+            "bare_encoder_ms_per_frame": round(bare, 3), "overhead_vs_encode": round(overhead, 4),
+            "encode_in_service_vs_bare": round(stage["encode"] / bare, 3), "skipped_frames": skipped}
+
+
+def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: float,
+             tiles: dict[str, Any] | None, out: Path | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if prompts is None:
+            prompts = work / "prompts.yaml"
+            prompts.write_text(FALLBACK_PROMPTS)
+        runs = [pipeline_run(bundle, prompts, n, seconds, tiles, work) for n in cameras]
+    report = {"benchmark": "pipeline", "machine": machine(), "bundle": str(bundle),
+              "backend": "onnxruntime", "seconds": seconds, "tiles": tiles, "runs": runs}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def pipeline_table(report: dict[str, Any]) -> str:
+    head = ("| cameras | crops/frame | frames/s | preprocess ms | encode ms | score ms | publish ms "
+            "| bare encoder ms | overhead vs encode | skipped |")
+    rows = [head, "|" + "---|" * 10]
+    for r in report["runs"]:
+        s = r["stage_ms_per_frame"]
+        rows.append(f"| {r['cameras']} | {r['crops_per_frame']} | {r['frames_per_s']} | {s['preprocess']:.2f} | "
+                    f"{s['encode']:.2f} | {s['score']:.2f} | {s['publish']:.2f} | {r['bare_encoder_ms_per_frame']:.2f} "
+                    f"| {100 * r['overhead_vs_encode']:.1f} % | {r['skipped_frames']} |")
+    return "\n".join(rows) + f"\n\nmachine: {report['machine']}; per-frame times; {report['seconds']} s per run"

@@ -1,0 +1,146 @@
+"""A real mosquitto on a free loopback port (anonymous, or with the shipped ACL), and a subscriber."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[3]
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+ACL = ROOT / "systemd" / "mosquitto" / "edge-inspect.acl"
+USERS = {"st1": "device-secret", "operator": "operator-secret", "mes": "mes-secret", "intruder": "x"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """mosquitto as a subprocess; can be paused (SIGSTOP), killed and restarted on its port."""
+
+    def __init__(self, folder: Path, auth: bool) -> None:
+        self.folder = folder
+        self.port = free_port()
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
+                 "log_type error", "log_type warning"]
+        if os.geteuid() == 0:  # as root mosquitto drops to its own user, who cannot read the test dir
+            lines.append("user root")
+        if auth:
+            passwd = folder / "passwd"
+            passwd.write_text("")
+            for user, pw in USERS.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, pw], check=True)
+            lines += ["allow_anonymous false", f"password_file {passwd}", f"acl_file {ACL}"]
+        else:
+            lines += ["allow_anonymous true"]
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Broker:
+        log = (self.folder / "mosquitto.log").open("ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self.proc.poll() is not None:  # e.g. the port is still held: try again
+                self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+            time.sleep(0.1)
+        raise RuntimeError(f"mosquitto did not start: {(self.folder / 'mosquitto.log').read_text()[-500:]}")
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (./run installs it)")
+    b = Broker(tmp_path, auth=False).start()
+    yield b
+    b.kill()
+
+
+@pytest.fixture
+def auth_broker(tmp_path: Path) -> Iterator[Broker]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (./run installs it)")
+    b = Broker(tmp_path, auth=True).start()
+    yield b
+    b.kill()
+
+
+class Subscriber:
+    """A separate MQTT client, as an MES would run it; reconnects by itself."""
+
+    def __init__(self, port: int, topic: str = "inspect/#", user: str | None = None) -> None:
+        self.messages: list[tuple[str, dict[str, Any], bool, Any]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if user:
+            self.client.username_pw_set(user, USERS[user])
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            body = {"raw": msg.payload.decode(errors="replace")}
+        with self._lock:
+            self.messages.append((msg.topic, body, bool(msg.retain), msg.properties))
+
+    def on(self, suffix: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [b for t, b, _, _ in self.messages if t.endswith(suffix)]
+
+    def results(self) -> list[dict[str, Any]]:
+        return self.on("/result")
+
+    def wait(self, predicate: Callable[[Subscriber], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"not met in {timeout} s; {len(self.messages)} messages")
+
+    def publish(self, topic: str, payload: dict[str, Any] | bytes, props: Any = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload)
+        self.client.publish(topic, data, qos=1, properties=props).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

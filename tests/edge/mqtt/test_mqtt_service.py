@@ -1,0 +1,246 @@
+"""The service publishing to a real mosquitto: contract, outages, restarts, refusals, commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config import ServiceConfig
+from edge.service.service import InspectionService
+from tests.edge.conftest import PROMPTS, Collector
+from tests.edge.mqtt.conftest import ROOT, USERS, Broker, Subscriber
+
+ROOT_TOPIC = "inspect/s1/l1/st1"
+
+
+def _mqtt(broker: Broker, **extra: Any) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": broker.port, **extra}
+
+
+def _complete(sub: Subscriber, seqs: range) -> bool:
+    return {r["seq"] for r in sub.results()} >= set(seqs)
+
+
+def test_results_status_and_prompts_follow_the_contract(
+        make_config: Callable[..., ServiceConfig], broker: Broker) -> None:
+    sub = Subscriber(broker.port)
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=5&size=320x240&live=0"}],
+                      mqtt=_mqtt(broker))
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        svc.run(duration=30)
+        sub.wait(lambda s: _complete(s, range(1, 6)))
+        sub.wait(lambda s: bool(s.on("/prompts/active")) and bool(s.on("/status")))
+    results = sub.results()
+    assert results[:5] == [r.to_dict() for r in local.results]  # the same payload as every sink
+    topics = {t for t, *_ in sub.messages}
+    assert f"{ROOT_TOPIC}/cam1/result" in topics
+    status = sub.on("/status")
+    assert status[0]["state"] == "online" and status[0]["version"] and status[0]["prompt_set"]["version"]
+    assert status[-1]["state"] == "offline"  # clean shutdown says so (the will covers crashes)
+    active = sub.on("/prompts/active")[0]
+    assert active["version"] == local.results[0].prompt_set.version and active["name"] == "tiny"
+    props = next(p for t, _, _, p in sub.messages if t.endswith("/result"))
+    assert props.ContentType == "application/json"
+    assert dict(props.UserProperty)["schema"] == "edge-inspect/result/1"
+    sub.close()
+
+
+@pytest.mark.parametrize("outage", ["sigstop", "sigkill"])
+def test_broker_outage_loses_nothing(make_config: Callable[..., ServiceConfig], broker: Broker,
+                                     outage: str) -> None:
+    sub = Subscriber(broker.port)
+    cfg = make_config([{"name": "a", "source": "sim://line?seed=1&size=320x240", "fps": 20},
+                       {"name": "b", "source": "sim://line?seed=2&size=320x240", "fps": 20}],
+                      mqtt=_mqtt(broker, keepalive=5))
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: len(rs) >= 10)
+        if outage == "sigstop":
+            broker.pause()
+            time.sleep(3)
+            broker.resume()
+        else:
+            broker.kill()
+            time.sleep(2)
+            broker.start()
+        n = len(local.results)
+        local.wait_for(lambda rs: len(rs) >= n + 20)
+        svc.request_stop()
+        svc.run(duration=10)
+    produced = {r.seq: r for r in local.results}
+    # a broker killed after PUBACK may lose what it had not forwarded yet: the MES heals
+    # such a gap with cmd/replay, exactly as it would in the plant
+    if outage == "sigkill":
+        have = {r["seq"] for r in sub.results()}
+        missing = sorted(set(produced) - have)
+        if missing:
+            op = Subscriber(broker.port)
+            op.publish(f"{ROOT_TOPIC}/cmd/replay", {"args": {"from_seq": missing[0], "to_seq": missing[-1]}})
+            op.close()
+    sub.wait(lambda s: _complete(s, range(1, max(produced) + 1)), timeout=30)
+    received = sub.results()
+    by_id: dict[str, dict[str, Any]] = {}
+    for r in received:
+        assert by_id.setdefault(r["id"], r)["seq"] == r["seq"]  # duplicates only as the same id
+    for cam in ("a", "b"):
+        seqs = [r["seq"] for r in received if r["camera"] == cam and not r["replayed"]]
+        assert seqs == sorted(seqs)  # order per camera
+    assert all(produced[r["seq"]].id == r["id"] for r in received)
+    assert all(r["ts"] == produced[r["seq"]].ts for r in received)  # original timestamps
+    sub.close()
+
+
+def _run_service(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "edge.cli.main", "run", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def test_sigkilled_service_restarts_and_loses_nothing_from_the_outbox(
+        tiny_bundles: dict[str, Path], broker: Broker, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(PROMPTS)
+    args = ["--bundle", str(tiny_bundles["clip"]), "--camera", "sim://line?seed=1&size=320x240&fps=30",
+            "--prompts", str(prompts), "--state-dir", str(tmp_path / "state"), "--mqtt", f"127.0.0.1:{broker.port}"]
+    sub = Subscriber(broker.port)
+    first = _run_service(args)
+    sub.wait(lambda s: len(s.results()) >= 10, timeout=60)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite") as db:
+        stored = {row[0] for row in db.execute("SELECT seq FROM outbox")}
+    with sqlite3.connect(tmp_path / "state" / "sequence.sqlite") as db:
+        last_used = db.execute("SELECT last FROM seq").fetchone()[0]  # may exceed the outbox: in flight
+    second = _run_service(args)
+    sub.wait(lambda s: {r["seq"] for r in s.results()} >= stored, timeout=60)
+    sub.wait(lambda s: max(r["seq"] for r in s.results()) > max(stored) + 3, timeout=60)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(30) == 0
+    seqs = [r["seq"] for r in sub.results()]
+    assert set(range(1, max(stored) + 1)) <= set(seqs)  # nothing that reached the outbox is lost
+    new = sorted({r["seq"] for r in sub.results() if r["seq"] > last_used})
+    assert new == list(range(last_used + 1, new[-1] + 1))  # seq continues after the last used, never reused
+    assert not {r["seq"] for r in sub.results()} & set(range(max(stored) + 1, last_used + 1))
+    sub.close()
+
+
+def test_wrong_password_is_reported_and_results_wait(
+        make_config: Callable[..., ServiceConfig], auth_broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_INSPECT_MQTT_PASSWORD", "wrong")
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
+                      mqtt=_mqtt(auth_broker, username="st1"))
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: len(rs) >= 5)
+        local.wait_for(lambda rs: "mqtt" in " ".join(svc.status.snapshot()["reasons"]), timeout=10)
+        time.sleep(1.5)
+        reasons = " ".join(svc.status.snapshot()["reasons"])
+        backlog = svc._bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
+        attempts = svc._bridge.link.state.connects  # type: ignore[union-attr]
+    assert "refused the connection" in reasons and ("Not authorized" in reasons or "password" in reasons)
+    assert backlog >= 5 and attempts == 0
+
+
+def test_acl_denial_keeps_results_and_does_not_spin(
+        make_config: Callable[..., ServiceConfig], auth_broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'intruder' may not write under station st1: mosquitto answers PUBACK 0x87 (MQTT 5)."""
+    monkeypatch.setenv("EDGE_INSPECT_MQTT_PASSWORD", USERS["intruder"])
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 20}],
+                      mqtt=_mqtt(auth_broker, username="intruder"))
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: len(rs) >= 10)
+        local.wait_for(lambda rs: "refused result" in " ".join(svc.status.snapshot()["reasons"]), timeout=10)
+        time.sleep(2)
+        link = svc._bridge.link  # type: ignore[union-attr]
+        stats = svc._bridge.outbox.stats()  # type: ignore[union-attr]
+        produced = len(local.results)
+    assert link.state.delivered == 0 and stats["backlog"] >= produced - 1
+    assert link.state.published <= link.max_inflight + 5  # paused after the refusals, no tight loop
+
+
+def _command(sub: Subscriber, verb: str, args: dict[str, Any], correlation: bytes = b"c-1",
+             request_id: str | None = "req-1") -> dict[str, Any]:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = f"replies/{verb}"
+    props.CorrelationData = correlation
+    before = len(sub.on(f"replies/{verb}"))
+    sub.publish(f"{ROOT_TOPIC}/cmd/{verb}", {"id": "req-1", "args": args}, props)
+    sub.wait(lambda s: len(s.on(f"replies/{verb}")) > before, timeout=20)
+    reply = sub.on(f"replies/{verb}")[-1]
+    got = [p for t, _, _, p in sub.messages if t == f"replies/{verb}"][-1]
+    assert got.CorrelationData == correlation and reply["id"] == request_id, reply
+    return reply
+
+
+def test_commands(make_config: Callable[..., ServiceConfig], broker: Broker, prompts_file: Path) -> None:
+    sub = Subscriber(broker.port, topic="#")
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
+                      mqtt=_mqtt(broker))
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: len(rs) >= 3)
+        old = svc.prompt_state.version
+        bad = _command(sub, "prompts/set", {"prompt_set": {"name": "x", "categories": [{"name": "good"}]}})
+        assert not bad["ok"] and "categories" in bad["error"] and svc.prompt_state.version == old
+        unknown = _command(sub, "prompts/set", {"prompt_set": {"name": "x", "colour": 1}})
+        assert not unknown["ok"] and "colour" in unknown["error"]
+        new_set = {"name": "tiny2", "categories": [{"name": "good", "ok": True, "prompts": ["fine"]},
+                                                   {"name": "dent", "prompts": ["dented"]}]}
+        test = _command(sub, "prompts/test", {"prompt_set": new_set})
+        assert test["ok"] and set(test["result"]["cameras"]["cam1"]) == {"candidate", "active"}
+        assert svc.prompt_state.version == old  # a test activates nothing
+        ok = _command(sub, "prompts/set", {"prompt_set": new_set, "requested_by": "anna"})
+        assert ok["ok"] and svc.prompt_state.version == ok["result"]["version"] != old
+        local.wait_for(lambda rs: rs[-1].prompt_set.version == ok["result"]["version"])
+        assert "tiny2" in prompts_file.read_text()  # kept across a restart
+        sub.wait(lambda s: s.on("/prompts/active")[-1]["version"] == ok["result"]["version"])
+        trig = _command(sub, "trigger", {"camera": "nope", "part_id": "P1"})
+        assert not trig["ok"] and "unknown camera 'nope'" in trig["error"]
+        snap = _command(sub, "snapshot", {"camera": "cam1"})
+        assert snap["ok"] and snap["result"]["snapshot"].startswith("cam1/")
+        sub.wait(lambda s: len(s.results()) >= 3)
+        replay = _command(sub, "replay", {"from_seq": 1, "to_seq": 2})
+        assert replay["ok"] and replay["result"]["replayed"] == 2
+        sub.wait(lambda s: sum(r["replayed"] for r in s.results() if r["seq"] <= 2) >= 2)
+        huge = _command(sub, "reload", {"requested_by": "x" * 300_000}, request_id=None)  # not even parsed
+        assert not huge["ok"] and "exceeds" in huge["error"]
+        reload = _command(sub, "reload", {})
+        assert reload["ok"] and reload["result"]["version"] == ok["result"]["version"]
+    sub.close()
+
+
+def test_only_operators_can_command(make_config: Callable[..., ServiceConfig], auth_broker: Broker,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_INSPECT_MQTT_PASSWORD", USERS["st1"])
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
+                      mqtt=_mqtt(auth_broker, username="st1"))
+    new_set = {"name": "evil", "categories": [{"name": "good", "ok": True, "prompts": ["x"]},
+                                              {"name": "bad", "prompts": ["y"]}]}
+    mes, operator = Subscriber(auth_broker.port, user="mes"), Subscriber(auth_broker.port, user="operator")
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: len(rs) >= 2)
+        mes.wait(lambda s: len(s.results()) >= 1)  # the MES reads results
+        old = svc.prompt_state.version
+        mes.publish(f"{ROOT_TOPIC}/cmd/prompts/set", {"args": {"prompt_set": new_set}})
+        time.sleep(1.5)
+        assert svc.prompt_state.version == old  # the broker dropped the MES's command
+        operator.publish(f"{ROOT_TOPIC}/cmd/prompts/set", {"args": {"prompt_set": new_set}})
+        local.wait_for(lambda rs: svc.prompt_state.prompts.name == "evil", timeout=20)
+    mes.close()
+    operator.close()
+    _ = json  # payloads are JSON throughout

@@ -1,0 +1,71 @@
+"""The outbox on its own: order, delivery marks, the replay window, the budget policies."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge.mqtt.outbox import Outbox
+
+
+def _rows(first: int, n: int, camera: str = "cam1") -> list[tuple[int, str, str, str]]:
+    return [(s, f"id{s}", camera, f'{{"seq": {s}}}') for s in range(first, first + n)]
+
+
+def test_pending_in_seq_order_and_delivery_survives_reopen(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    box.append(_rows(1, 3, "a") + _rows(4, 3, "b"))
+    assert [r.seq for r in box.pending(10)] == [1, 2, 3, 4, 5, 6]
+    box.mark_delivered([1, 2, 5])
+    assert [r.seq for r in box.pending(10, exclude={3})] == [4, 6]
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite")  # a restart
+    assert [r.seq for r in again.pending(10)] == [3, 4, 6]
+    assert again.stats()["backlog"] == 3 and again.last_seq() == 6
+    assert [r.seq for r in again.delivered_since(2, 5, 10)] == [2, 3, 4, 5]
+    again.append(_rows(3, 1))  # a duplicate seq is ignored, not an error
+    assert again.stats()["rows"] == 6
+
+
+def test_block_policy_waits_for_deliveries(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_rows=10, policy="block")
+    box.append(_rows(1, 10))
+    done = threading.Event()
+    threading.Thread(target=lambda: (box.append(_rows(11, 2)), done.set()), daemon=True).start()
+    assert not done.wait(0.5)  # full of undelivered results: the writer waits
+    box.mark_delivered([1, 2])
+    assert done.wait(5)
+    assert [r.seq for r in box.pending(20)] == list(range(3, 13)) and box.dropped == 0
+
+
+def test_drop_oldest_policy_counts_what_it_drops(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_rows=10, policy="drop_oldest")
+    box.append(_rows(1, 10))
+    box.mark_delivered([1])
+    box.append(_rows(11, 3))
+    assert box.dropped == 2  # the delivered row went first, then the two oldest undelivered
+    assert [r.seq for r in box.pending(20)] == list(range(4, 14))
+
+
+def test_prune_keeps_the_replay_window(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", keep_delivered_s=0)
+    box.append(_rows(1, 3))
+    box.mark_delivered([1, 2])
+    assert box.prune() == 2 and box.stats()["rows"] == 1
+    keep = Outbox(tmp_path / "k.sqlite", keep_delivered_s=3600)
+    keep.append(_rows(1, 3))
+    keep.mark_delivered([1, 2])
+    assert keep.prune() == 0
+
+
+def test_stop_while_full_raises(tmp_path: Path) -> None:
+    from edge.errors import PublishError
+
+    box = Outbox(tmp_path / "o.sqlite", max_rows=10)
+    box.append(_rows(1, 10))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(PublishError, match="outbox full"):
+        box.append(_rows(11, 1), stop)
