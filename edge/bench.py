@@ -105,3 +105,81 @@ def pipeline_table(report: dict[str, Any]) -> str:
                     f"{s['encode']:.2f} | {s['score']:.2f} | {s['publish']:.2f} | {r['bare_encoder_ms_per_frame']:.2f} "
                     f"| {100 * r['overhead_vs_encode']:.1f} % | {r['skipped_frames']} |")
     return "\n".join(rows) + f"\n\nmachine: {report['machine']}; per-frame times; {report['seconds']} s per run"
+
+
+def _sample_payloads(n: int) -> list[tuple[int, str, str, str]]:
+    base = {"schema": "edge-inspect/result/1", "ts": "2026-11-28T20:40:12.345Z", "station": "p/l/s",
+            "camera": "cam1", "verdict": "ok", "category": "good", "score": 0.93,
+            "scores": {"good": 0.93, "scratch": 0.03, "hole": 0.02, "crack": 0.01, "stain": 0.005, "missing": 0.005},
+            "tile": None, "prompt_set": {"name": "demo-line", "version": "3c74413fa2989a89"},
+            "model": {"name": "demo-clip", "precision": "fp32", "bundle": "1b2c3d4e5f6a7b8c", "backend": "onnxruntime"},
+            "latency_ms": 41.2, "snapshot": None, "part_id": None, "replayed": False, "simulated": False, "truth": None}
+    return [(i, f"id{i:08d}", "cam1", json.dumps({**base, "id": f"id{i:08d}", "seq": i})) for i in range(1, n + 1)]
+
+
+def _bare_paho(port: int, rows: list[tuple[int, str, str, str]]) -> float:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(0.3)
+    start = time.perf_counter()
+    infos = [client.publish("bench/cam1/result", payload, qos=1) for _, _, _, payload in rows]
+    for info in infos:
+        info.wait_for_publish(30)
+    elapsed = time.perf_counter() - start
+    client.loop_stop()
+    client.disconnect()
+    return elapsed
+
+
+def _with_outbox(port: int, rows: list[tuple[int, str, str, str]], folder: Path, synchronous: str) -> float:
+    from edge.config import MqttConfig, StationConfig
+    from edge.mqtt.link import MqttLink
+    from edge.mqtt.outbox import Outbox
+    from edge.mqtt.topics import Topics
+
+    outbox = Outbox(folder / f"outbox-{synchronous}.sqlite", synchronous=synchronous)  # type: ignore[arg-type]
+    link = MqttLink(MqttConfig(port=port), Topics("bench", StationConfig()), outbox,
+                    lambda state: json.dumps({"state": state}), list, lambda m: None, lambda r: None).start()
+    while not link.state.connected:
+        time.sleep(0.01)
+    start = time.perf_counter()
+    for i in range(0, len(rows), 32):  # the service's publisher writes what is queued, in batches
+        outbox.append(rows[i : i + 32])
+        link.wake()
+    while outbox.stats()["backlog"]:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    link.stop()
+    outbox.close()
+    return elapsed
+
+
+def mqtt_outbox(count: int, out: Path | None) -> dict[str, Any]:
+    """Results/s to a loopback mosquitto: bare paho QoS 1 vs the outbox path."""
+    from edge.mqtt.local_broker import LocalBroker
+
+    rows = _sample_payloads(count)
+    with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        bare = _bare_paho(broker.port, rows)
+        normal = _with_outbox(broker.port, rows, Path(tmp), "NORMAL")
+        full = _with_outbox(broker.port, rows, Path(tmp), "FULL")
+    report = {"benchmark": "mqtt", "machine": machine(), "results": count, "payload_bytes": len(rows[0][3]),
+              "runs": [{"path": name, "seconds": round(s, 3), "results_per_s": round(count / s, 1),
+                        "us_per_result": round(s * 1e6 / count, 1)}
+                       for name, s in (("bare paho QoS 1", bare), ("outbox (synchronous=NORMAL)", normal),
+                                       ("outbox (synchronous=FULL)", full))]}
+    if out is not None:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def mqtt_table(report: dict[str, Any]) -> str:
+    rows = ["| path | results/s | us per result |", "|---|---|---|"]
+    rows += [f"| {r['path']} | {r['results_per_s']} | {r['us_per_result']} |" for r in report["runs"]]
+    return "\n".join(rows) + (f"\n\n{report['results']} results of {report['payload_bytes']} bytes to a loopback "
+                              f"mosquitto; machine: {report['machine']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.bench import pipeline, pipeline_table
+from edge.bench import mqtt_outbox, mqtt_table, pipeline, pipeline_table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,9 +17,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pipe.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     pipe.add_argument("--tiles", metavar="ROWSxCOLS", help="tile grid per camera, e.g. 2x2")
     pipe.add_argument("--json", type=Path, default=Path("bench-pipeline.json"), help="report file")
+    mq = sub.add_parser("mqtt", help="results/s to a loopback mosquitto: outbox vs bare paho")
+    mq.add_argument("--results", type=int, default=5000)
+    mq.add_argument("--json", type=Path, default=Path("bench-mqtt.json"), help="report file")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "mqtt":
+        report = mqtt_outbox(args.results, args.json)
+        print(mqtt_table(report))
+        print(f"wrote {args.json}")
+        return 0
     tiles = None
     if args.tiles:
         rows, _, cols = args.tiles.partition("x")

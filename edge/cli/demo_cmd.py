@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from edge.bundle import Bundle
@@ -54,7 +55,7 @@ def demo_bundle(family: str, workdir: Path) -> Path:
     return out
 
 
-def demo_config(args: argparse.Namespace, bundle: Path) -> ServiceConfig:
+def demo_config(args: argparse.Namespace, bundle: Path, mqtt_port: int | None) -> ServiceConfig:
     from export.captions import DEMO_PROMPTS_FILE
 
     prompts = args.workdir / "prompts.yaml"
@@ -66,6 +67,8 @@ def demo_config(args: argparse.Namespace, bundle: Path) -> ServiceConfig:
             "model": {"bundle": str(bundle)}, "prompts": str(prompts),
             "results": {"jsonl": str(args.workdir / "results.jsonl")},
             "state_dir": str(args.workdir / "state")}
+    if mqtt_port is not None:
+        data["mqtt"] = {"host": "127.0.0.1", "port": mqtt_port}
     return parse_config(data, "demo", base=Path.cwd())
 
 
@@ -104,20 +107,78 @@ class LiveTable:
             format_confusion(matrix, labels)])
 
 
+class MesView:
+    """What an MES subscribed to the station sees: results, the retained status and prompts."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        import json
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.results: list[dict[str, object]] = []
+        self.status: list[str] = []
+        self.sample: str | None = None
+        self._json = json
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: object, userdata: object, msg: object) -> None:
+        body = self._json.loads(msg.payload)  # type: ignore[attr-defined]
+        if msg.topic.endswith("/result"):  # type: ignore[attr-defined]
+            self.results.append(body)
+            if self.sample is None and body.get("verdict") == "ng":
+                self.sample = f"{msg.topic} {msg.payload.decode()}"  # type: ignore[attr-defined]
+        elif msg.topic.endswith("/status"):  # type: ignore[attr-defined]
+            self.status.append(str(body.get("state")))
+
+    def summary(self) -> str:
+        seqs = sorted({int(r["seq"]) for r in self.results})  # type: ignore[call-overload]
+        gaps = [s for s in range(seqs[0], seqs[-1] + 1) if s not in set(seqs)] if seqs else []
+        lines = [f"MES subscriber: {len(self.results)} results over MQTT, seq {seqs[0] if seqs else '-'}.."
+                 f"{seqs[-1] if seqs else '-'}, {len(gaps)} gap(s); status {' -> '.join(self.status)}"]
+        if self.sample:
+            lines.append(f"sample: {self.sample[:600]}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
 def run(args: argparse.Namespace) -> int:
-    from edge.service.service import InspectionService
-    from edge.service.sinks import CallbackSink
+    from edge.mqtt.local_broker import LocalBroker, mosquitto_binary
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    cfg = demo_config(args, demo_bundle(args.family, args.workdir))
+    bundle = demo_bundle(args.family, args.workdir)
+    if mosquitto_binary() is None:
+        print("demo: mosquitto not found, running without MQTT (apt-get install mosquitto)", file=sys.stderr)
+        return _run_demo(args, demo_config(args, bundle, None), None)
+    with LocalBroker() as broker:
+        return _run_demo(args, demo_config(args, bundle, broker.port), broker.port)
+
+
+def _run_demo(args: argparse.Namespace, cfg: ServiceConfig, port: int | None) -> int:
+    from edge.service.service import InspectionService
+    from edge.service.sinks import CallbackSink
+
     table = LiveTable(args.quiet)
+    mes = MesView(port, f"inspect/{cfg.station.site}/{cfg.station.line}/{cfg.station.station}/#") if port else None
+    where = f", MQTT on 127.0.0.1:{port} (topic inspect/demo-plant/line1/st1/#)" if port else ""
     print(f"demo: {args.cameras} simulated camera(s) at {args.fps:g} frames/s, prompts {cfg.prompts} "
-          f"(edit it while this runs), results {cfg.results.jsonl}", flush=True)
+          f"(edit it while this runs), results {cfg.results.jsonl}{where}", flush=True)
     with InspectionService(cfg, sinks=[CallbackSink(table, "demo-table")]) as service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.request_stop())
         service.run(duration=args.duration)
         labels = service.prompt_state.names
     print(table.summary(labels))
+    if mes is not None:
+        time.sleep(0.5)
+        mes.close()
+        print(mes.summary())
     return 0

@@ -69,6 +69,7 @@ class Outbox:
         self.policy = policy
         self.keep_delivered_s = keep_delivered_s
         self.dropped = 0
+        self.overflow = 0
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
 
@@ -81,7 +82,8 @@ class Outbox:
                 if free >= 0 or self._make_room_locked(-free):
                     break
                 if stop is not None and stop.is_set():
-                    raise PublishError("outbox full while stopping; the results wait in memory")
+                    self.overflow += len(rows)  # shutting down: over budget beats losing results
+                    break
                 self._room.wait(0.5)
             now = time.time()
             with self._db:

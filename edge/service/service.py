@@ -365,7 +365,7 @@ class InspectionService:
                     result.snapshot = self._evidence.save(image, result)
             results = [r for r, _ in batch]
             if self._bridge is not None and results:
-                self._bridge.store(results)  # durable before any sink sees them
+                self._bridge.store(results, self._stop)  # durable before any sink sees them
             for result in results:
                 for sink in self._sinks:
                     sink.write(result)

@@ -144,3 +144,37 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA (openssl), returning (cert, key)."""
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    f"/CN={name}", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def make_server_cert(folder: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    key, csr, cert = folder / "broker.key", folder / "broker.csr", folder / "broker.crt"
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+                    "-out", str(csr)], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+                    "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
+    """A TLS listener signed by a test CA; yields the broker and that CA's certificate."""
+    if not Path(MOSQUITTO).exists() or not shutil.which("openssl"):
+        pytest.skip("mosquitto or openssl is not installed (./run installs mosquitto)")
+    ca = make_ca(tmp_path, "test-ca")
+    cert, key = make_server_cert(tmp_path, ca)
+    b = Broker(tmp_path, auth=False)
+    b.conf.write_text(b.conf.read_text() + f"cafile {ca[0]}\ncertfile {cert}\nkeyfile {key}\n")
+    b.start()
+    yield b, ca[0]
+    b.kill()

@@ -244,3 +244,56 @@ def test_only_operators_can_command(make_config: Callable[..., ServiceConfig], a
     mes.close()
     operator.close()
     _ = json  # payloads are JSON throughout
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_oldest"])
+def test_full_outbox_applies_its_policy_and_says_so(make_config: Callable[..., ServiceConfig], policy: str) -> None:
+    from tests.edge.mqtt.conftest import free_port
+
+    port = free_port()  # nobody listens: the broker is down for the whole test
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 30}],
+                      mqtt={"host": "127.0.0.1", "port": port, "outbox": {"max_rows": 10, "policy": policy}},
+                      results={"queue": 4})
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: len(rs) >= 9)
+        local.wait_for(lambda rs: "outbox" in " ".join(svc.status.snapshot()["reasons"]), timeout=10)
+        reasons = " ".join(svc.status.snapshot()["reasons"])
+        if policy == "drop_oldest":
+            local.wait_for(lambda rs: len(rs) >= 25)
+        else:
+            time.sleep(1.5)
+        produced = len(local.results)
+        stats = svc._bridge.outbox.stats()  # type: ignore[union-attr]
+        svc.request_stop()
+    assert "cannot reach the broker" in reasons and f"policy {policy}" in reasons
+    if policy == "block":
+        assert produced == 10 and stats["dropped"] == 0  # held back, none discarded
+    else:
+        assert produced >= 25 and stats["dropped"] >= produced - 10 and stats["backlog"] == 10
+
+
+def test_tls_with_the_right_ca_delivers_and_an_untrusted_one_is_reported(
+        make_config: Callable[..., ServiceConfig], tls_broker: tuple[Broker, Path], tmp_path: Path) -> None:
+    from tests.edge.mqtt.conftest import make_ca
+
+    broker, ca = tls_broker
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=3&size=320x240&live=0"}],
+                      mqtt=_mqtt(broker, tls={"ca": str(ca)}))
+    with InspectionService(cfg) as svc:
+        svc.run(duration=30)
+        deadline = time.monotonic() + 20
+        while svc._bridge.outbox.stats()["backlog"] and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        assert svc._bridge.outbox.stats()["backlog"] == 0  # type: ignore[union-attr]
+    other_ca, _ = make_ca(tmp_path, "other-ca")
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
+                      mqtt=_mqtt(broker, tls={"ca": str(other_ca)}), state_dir=str(tmp_path / "state2"))
+    local = Collector()
+    with InspectionService(cfg, sinks=[local]) as svc:
+        local.wait_for(lambda rs: "mqtt" in " ".join(svc.status.snapshot()["reasons"]), timeout=15)
+        reasons = " ".join(svc.status.snapshot()["reasons"])
+        local.wait_for(lambda rs: len(rs) >= 3)
+        backlog = svc._bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
+    assert "CERTIFICATE_VERIFY_FAILED" in reasons or "certificate" in reasons.lower()
+    assert backlog >= 3  # kept for when the certificate is fixed

@@ -1,0 +1,73 @@
+"""The committed demo models: small, exportable, and as accurate as their card says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge.bundle import Bundle
+from edge.model import ZeroShotModel
+from edge.prompts import PromptSet
+from edge.service.prompt_state import text_embeddings
+from export.captions import DEMO_PROMPTS
+from export.demo_models import recipe
+from export.demo_models.evaluate import CARD_JSON, reports
+from export.sim_data import raw_frames
+from tests.helpers import run_cli
+
+SAMPLE = 150  # the first frames of the card's hold-out set, re-measured here
+
+
+@pytest.fixture(scope="session")
+def card() -> dict[str, Any]:
+    data = json.loads(CARD_JSON.read_text())
+    return {r["family"]: r for r in data["results"]}
+
+
+@pytest.fixture(scope="session")
+def demo_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("demo-bundles")
+    for family in recipe.FAMILIES:
+        run_cli("export", str(recipe.folder(family)), "--out", str(root / family), "--quiet")
+    return {f: root / f for f in recipe.FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def holdout() -> tuple[list[np.ndarray], list[str]]:
+    frames, truths = raw_frames(recipe.HOLDOUT, SAMPLE)
+    return frames, [t.defect for t in truths]
+
+
+@pytest.mark.parametrize("family", recipe.FAMILIES)
+def test_weights_are_small_and_reproducible_from_the_repo(family: str) -> None:
+    folder = recipe.folder(family)
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    assert 0 < size < 20e6
+    log = json.loads((folder / "training_log.json").read_text())
+    assert log["steps"] == recipe.STEPS and log["train_seconds"] < 30 * 60
+
+
+@pytest.mark.parametrize("family", recipe.FAMILIES)
+def test_bundle_meets_the_card(family: str, demo_bundles: dict[str, Path], card: dict[str, Any],
+                               holdout: tuple[list[np.ndarray], list[str]]) -> None:
+    frames, truth = holdout
+    prompts = PromptSet.model_validate(DEMO_PROMPTS)
+    with ZeroShotModel(Bundle.open(demo_bundles[family])) as model:
+        m = model.bundle.manifest
+        got = reports(model.embed_images, text_embeddings(model, prompts), m.family, m.logit_scale,
+                      m.logit_bias, prompts, frames, truth)
+    for mode in ("whole", "tiled"):
+        expected = card[family]["onnx"][mode]
+        assert got[mode]["auroc_good_vs_defect"] >= expected["auroc_good_vs_defect"] - 0.07, mode
+        assert got[mode]["defect_type_top1"] >= expected["defect_type_top1"] - 0.12, mode
+        assert got[mode]["top1"] >= expected["top1"] - 0.12, mode
+    assert got["tiled"]["auroc_good_vs_defect"] > 0.6  # far from chance, whatever the card says
+
+
+def test_card_says_pytorch_and_onnx_agree(card: dict[str, Any]) -> None:
+    for family, result in card.items():
+        assert min(result["top1_agreement"].values()) >= 0.97, family
