@@ -183,3 +183,64 @@ def mqtt_table(report: dict[str, Any]) -> str:
     rows += [f"| {r['path']} | {r['results_per_s']} | {r['us_per_result']} |" for r in report["runs"]]
     return "\n".join(rows) + (f"\n\n{report['results']} results of {report['payload_bytes']} bytes to a loopback "
                               f"mosquitto; machine: {report['machine']}")
+
+
+def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | None, out: Path | None
+            ) -> dict[str, Any]:
+    """Image/s and latency percentiles of the vision encoder alone, per batch size."""
+    import numpy as np
+
+    runs = []
+    with ZeroShotModel(Bundle.open(bundle), threads=threads) as model:
+        spec = model.bundle.manifest.image
+        sim = LineSimulator(seed=0)
+        frames = [sim.frame(i).image for i in range(max(batches))]
+        for batch in batches:
+            pixels = to_pixel_values(frames[:batch], spec)
+            model.image_encoder.encode_images(pixels)  # warm-up
+            times = []
+            for _ in range(iterations):
+                start = time.perf_counter()
+                model.image_encoder.encode_images(pixels)
+                times.append(time.perf_counter() - start)
+            t = np.array(times) * 1000
+            runs.append({"batch": batch, "images_per_s": round(batch * iterations / (t.sum() / 1000), 2),
+                         "p50_ms": round(float(np.percentile(t, 50)), 2),
+                         "p99_ms": round(float(np.percentile(t, 99)), 2)})
+    report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "backend": "onnxruntime",
+              "precision": "fp32", "threads": threads, "runs": runs}
+    if out is not None:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def encoder_table(report: dict[str, Any]) -> str:
+    rows = ["| batch | image/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+    rows += [f"| {r['batch']} | {r['images_per_s']} | {r['p50_ms']} | {r['p99_ms']} |" for r in report["runs"]]
+    return "\n".join(rows) + f"\n\n{report['bundle']} ({report['backend']} {report['precision']}); {report['machine']}"
+
+
+def sim(url: str, frames: int, out: Path | None) -> dict[str, Any]:
+    """Simulator frames/s on one core (OpenCV limited to one thread): can it feed a camera?"""
+    import cv2
+
+    from edge.sim import parse_sim_url
+
+    p = parse_sim_url(url)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        simulator = LineSimulator(seed=p.seed, size=p.size, defect_rate=p.defect_rate, defects=p.defects,
+                                  hard_fraction=p.hard)
+        simulator.frame(0)
+        start = time.perf_counter()
+        for i in range(1, frames + 1):
+            simulator.frame(i)
+        elapsed = time.perf_counter() - start
+    finally:
+        cv2.setNumThreads(threads)
+    report = {"benchmark": "sim", "machine": machine(), "url": url, "size": list(p.size), "frames": frames,
+              "frames_per_s": round(frames / elapsed, 1), "ms_per_frame": round(elapsed * 1000 / frames, 2)}
+    if out is not None:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report

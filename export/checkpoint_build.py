@@ -94,6 +94,7 @@ def model_config(family: Family, sizes: TowerSizes, tokenizer: Any) -> Any:
         text["bos_token_id"] = tokenizer.bos_token_id
         return CLIPConfig(text_config=text, vision_config=vision, projection_dim=sizes.embed_dim)
     text["projection_size"] = sizes.vision_width  # SigLIP's text head maps into the image width
+    text["bos_token_id"] = None  # SigLIP's tokenizer has no BOS (the config's default id is CLIP's)
     return SiglipConfig(text_config=text, vision_config=vision)
 
 

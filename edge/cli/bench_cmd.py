@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.bench import mqtt_outbox, mqtt_table, pipeline, pipeline_table
+from edge.bench import encoder, encoder_table, mqtt_outbox, mqtt_table, pipeline, pipeline_table, sim
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,12 +17,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pipe.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     pipe.add_argument("--tiles", metavar="ROWSxCOLS", help="tile grid per camera, e.g. 2x2")
     pipe.add_argument("--json", type=Path, default=Path("bench-pipeline.json"), help="report file")
+    enc = sub.add_parser("encoder", help="vision encoder image/s and p50/p99 latency per batch size")
+    enc.add_argument("--bundle", type=Path, required=True)
+    enc.add_argument("--batches", default="1,4,8,16")
+    enc.add_argument("--iterations", type=int, default=20)
+    enc.add_argument("--threads", type=int)
+    enc.add_argument("--json", type=Path, default=Path("bench-encoder.json"), help="report file")
+    sm = sub.add_parser("sim", help="simulated-line frames/s on one core")
+    sm.add_argument("--url", default="sim://line?seed=0&size=640x480")
+    sm.add_argument("--frames", type=int, default=300)
+    sm.add_argument("--json", type=Path, default=Path("bench-sim.json"), help="report file")
     mq = sub.add_parser("mqtt", help="results/s to a loopback mosquitto: outbox vs bare paho")
     mq.add_argument("--results", type=int, default=5000)
     mq.add_argument("--json", type=Path, default=Path("bench-mqtt.json"), help="report file")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "encoder":
+        batches = [int(b) for b in args.batches.split(",") if b.strip()]
+        report = encoder(args.bundle, batches, args.iterations, args.threads, args.json)
+        print(encoder_table(report))
+        print(f"wrote {args.json}")
+        return 0
+    if args.what == "sim":
+        report = sim(args.url, args.frames, args.json)
+        print(f"{report['frames_per_s']} frames/s ({report['ms_per_frame']} ms/frame) at "
+              f"{report['size'][0]}x{report['size'][1]} on one core; {report['machine']}")
+        return 0
     if args.what == "mqtt":
         report = mqtt_outbox(args.results, args.json)
         print(mqtt_table(report))

@@ -78,37 +78,47 @@ def test_video_file_results_match_its_sidecar(demo_clip: Path, tmp_path: Path, c
 def _mosaic(cell: np.ndarray, goods: list[np.ndarray], index: int) -> np.ndarray:
     cells = list(goods)
     cells.insert(index, cell)
-    rows = [np.hstack(cells[r * 3 : r * 3 + 3]) for r in range(3)]
-    return np.vstack(rows)
+    return np.vstack([np.hstack(cells[r * 3 : r * 3 + 3]) for r in range(3)])
+
+
+def _scores(bundle: Path, frames: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    from edge.bundle import Bundle
+    from edge.model import ZeroShotModel
+    from edge.prompts import load_prompt_set
+    from edge.service.prompt_state import build_state, score_frames
+
+    prompts = load_prompt_set(DEMO_PROMPTS_FILE)
+    with ZeroShotModel(Bundle.open(bundle)) as model:
+        state = build_state(model, prompts, DEMO_PROMPTS_FILE.parent, None, "test")
+        return score_frames(model, state, frames), state.names
 
 
 def test_tiles_find_a_small_defect_that_the_whole_frame_misses(demo_clip: Path, tmp_path: Path) -> None:
-    """A 3x3 mosaic of parts (1920x1440) with one defective part: squashed whole, the defect is
-    a few pixels; a 3x3 tile grid looks at each part at the model's scale."""
+    """A 3x3 mosaic of parts (1920x1440) with one part that has a hole. Squashed whole into
+    224x224 the hole is a few pixels; a 3x3 tile grid shows each part at the model's scale.
+    The parts are chosen so that, one by one, the model sees the hole and no defect on the
+    good parts: what is tested is tiling, not the model."""
     sim = LineSimulator(seed=77)
-    good = [sim.render(i, sim.sample_part(i, np.random.default_rng([77, i])), None).image for i in range(8)]
-    cams = []
-    for i in range(10):  # defective parts, clear at their own scale
-        rng = np.random.default_rng([78, i])
-        part = sim.sample_part(100 + i, rng)
-        frame = sim.render(100 + i, part, Defect("hole", 0.9, seed=i))
-        folder = tmp_path / f"mosaic{i}"
-        folder.mkdir()
-        cv2.imwrite(str(folder / "single.png"), frame.image)
-        cv2.imwrite(str(folder / "z_mosaic.png"), _mosaic(frame.image, good, 4))
-        cams.append(folder)
-    whole = _service(demo_clip, tmp_path / "a", [{"name": f"c{i}", "source": str(f), "loop": False}
-                                                  for i, f in enumerate(cams)])
-    tiled = _service(demo_clip, tmp_path / "b", [{"name": f"c{i}", "source": str(f), "loop": False,
-                                                  "tiles": {"rows": 3, "cols": 3, "overlap": 0.0}}
-                                                 for i, f in enumerate(cams)])
-    found = 0
-    for i in range(10):
-        single, w = [r for r in whole.results if r.camera == f"c{i}"]  # single.png, then the mosaic
-        t = [r for r in tiled.results if r.camera == f"c{i}"][1]
-        if max(single.scores, key=lambda k: single.scores[k]) != "hole":
-            continue  # the model does not see this one even up close: not a test of tiling
-        assert t.tile is not None
-        if t.scores["hole"] > w.scores["hole"] + 0.1 and t.tile.index == 5:  # 0 is the whole frame
-            found += 1
-    assert found >= 2
+    goods = [sim.render(i, sim.sample_part(i, np.random.default_rng([77, i])), None).image for i in range(24)]
+    holes = [sim.render(100 + i, sim.sample_part(100 + i, np.random.default_rng([78, i])),
+                        Defect("hole", 0.9, seed=i)).image for i in range(16)]
+    good_scores, names = _scores(demo_clip, goods)
+    hole_scores, _ = _scores(demo_clip, holes)
+    defects = [i for i, n in enumerate(names) if n != "good"]
+    hole = names.index("hole")
+    calm = [goods[i] for i in np.argsort(good_scores[:, defects].max(axis=1))[:8]]
+    margin = hole_scores[:, hole] - np.delete(hole_scores, hole, axis=1).max(axis=1)
+    best = int(np.argmax(margin))
+    assert margin[best] > 0  # up close, hole is the model's top category for this part
+    folder = tmp_path / "mosaic"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "mosaic.png"), _mosaic(holes[best], calm, 4))
+    whole = _service(demo_clip, tmp_path / "a", [{"name": "c", "source": str(folder), "loop": False}]).results[0]
+    tiles = {"rows": 3, "cols": 3, "overlap": 0.0, "include_full": False}
+    tiled = _service(demo_clip, tmp_path / "b", [{"name": "c", "source": str(folder), "loop": False,
+                                                  "tiles": tiles}]).results[0]
+    assert tiled.scores["hole"] == pytest.approx(hole_scores[best, hole], abs=0.02)  # the centre tile's view
+    assert whole.scores["hole"] < tiled.scores["hole"] - 0.1  # the whole-frame pass misses most of it
+    assert tiled.category == "hole" and tiled.verdict != "ok"  # the tiled pass decides on the hole
+    assert tiled.tile is not None and tiled.tile.index == 4  # and names the centre tile
+    assert tiled.tile.box == (640, 480, 640, 480)
