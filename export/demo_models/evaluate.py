@@ -216,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     CARD_JSON.write_text(json.dumps({"holdout_frames": args.frames, "results": results}, indent=1) + "\n")
     CARD_MD.write_text(card_markdown(results, args.frames, prompts))
     for r in results:
-        print(f"demo-{r['family']}: " + ", ".join(f"{k} {_fmt(r[k2][k])}" for k2 in ("pytorch", "onnx")
-              for k in ("auroc_good_vs_defect", "defect_type_top1", "top1")))
+        for mode in ("whole", "tiled"):
+            m = r["onnx"][mode]
+            print(f"demo-{r['family']} {mode}: " + ", ".join(f"{k} {_fmt(m[k])}" for k in
+                                                              ("auroc_good_vs_defect", "defect_type_top1", "top1")))
     print(f"evaluated in {time.perf_counter() - t:.0f} s")
     return 0
 
