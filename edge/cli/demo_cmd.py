@@ -138,8 +138,9 @@ class MesView:
     def summary(self) -> str:
         seqs = sorted({int(r["seq"]) for r in self.results})  # type: ignore[call-overload]
         gaps = [s for s in range(seqs[0], seqs[-1] + 1) if s not in set(seqs)] if seqs else []
+        states = [s for i, s in enumerate(self.status) if i == 0 or s != self.status[i - 1]]
         lines = [f"MES subscriber: {len(self.results)} results over MQTT, seq {seqs[0] if seqs else '-'}.."
-                 f"{seqs[-1] if seqs else '-'}, {len(gaps)} gap(s); status {' -> '.join(self.status)}"]
+                 f"{seqs[-1] if seqs else '-'}, {len(gaps)} gap(s); status {' -> '.join(states)}"]
         if self.sample:
             lines.append(f"sample: {self.sample[:600]}")
         return "\n".join(lines)

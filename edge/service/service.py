@@ -94,6 +94,8 @@ class InspectionService:
         bundle = Bundle.open(cfg.model.bundle)
         if self._model is None:
             self._model = ZeroShotModel(bundle, threads=cfg.model.threads)
+        size = bundle.manifest.image.size
+        self._model.embed_pixels(np.zeros((1, 3, size, size), np.float32))  # warm-up before the first frame
         self._model_ref = ModelRef(name=bundle.manifest.name, precision=cfg.model.precision,
                                    bundle=bundle.hash[:16], backend=self._model.image_encoder.name)
         self.status.fact("version", edge.__version__)

@@ -7,23 +7,24 @@ their reports are complete.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.helpers import run_cli
 
 
 def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
-    result = run_cli("demo", "--cameras", "2", "--frames", "4", "--fps", "20", "--quiet",
+    result = run_cli("demo", "--cameras", "2", "--frames", "4", "--fps", "5", "--quiet",
                      "--workdir", str(tmp_path / "demo"))
-    assert "8 results; top-1 category accuracy" in result.out
+    n = int(re.search(r"(\d+) results; top-1 category accuracy", result.out).group(1))  # type: ignore[union-attr]
+    assert 6 <= n <= 8  # live cameras: a frame may be skipped (newest wins), never a result lost
     assert "| truth \\ predicted |" in result.out
-    assert "MES subscriber: 8 results over MQTT, seq 1..8, 0 gap(s); status online" in result.out
-    assert "offline" in result.out
+    assert f"MES subscriber: {n} results over MQTT, seq 1..{n}, 0 gap(s); status online -> offline" in result.out
     lines = (tmp_path / "demo" / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 8 and all(json.loads(line)["simulated"] for line in lines)
+    assert len(lines) == n and all(json.loads(line)["simulated"] for line in lines)
     again = run_cli("demo", "--cameras", "1", "--frames", "2", "--quiet", "--workdir", str(tmp_path / "demo"))
     assert "exporting" not in again.err  # the bundle is exported once
-    assert "seq 9..10" in again.out  # and seq continues across runs
+    assert f"seq {n + 1}..{n + 2}" in again.out  # and seq continues across runs
 
 
 def test_bench_pipeline_and_mqtt_write_complete_reports(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:

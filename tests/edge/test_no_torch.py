@@ -17,7 +17,7 @@ class Block:
         return None
 sys.meta_path.insert(0, Block())
 import edge
-names = [m.name for m in pkgutil.walk_packages(edge.__path__, 'edge.')]
+names = [m.name for m in pkgutil.walk_packages(edge.__path__, 'edge.') if not m.name.endswith('__main__')]
 for name in names:
     importlib.import_module(name)
 from edge.cli.main import build_parser

@@ -36,16 +36,16 @@ def test_a_few_steps_reduce_the_loss(tiny_checkpoints: dict[str, Path], family: 
     ids = ckpt.tokenizer(captions, padding="max_length", truncation=True,
                          max_length=ckpt.text.context_length, return_tensors="pt")["input_ids"]
     same = torch.eye(8)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
     torch.manual_seed(0)
     losses = []
-    for _ in range(12):
+    for _ in range(20):
         loss = pair_loss(model, ckpt.family, pixels, ids, same)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss))
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < 0.75 * losses[0], losses
 
 
 def _image(path: Path) -> None:
@@ -85,7 +85,8 @@ def test_finetune_cli_trains_and_saves_a_loadable_checkpoint(tiny_checkpoints: d
     result = run_cli("finetune", "--from", str(tiny_checkpoints["clip"]), "--data", str(data),
                      "--out", str(tmp_path / "tuned"), "--steps", "3", "--batch", "4", "--eval-every", "1")
     assert "wrote" in result.out
-    assert json.loads(result.err.strip().splitlines()[-1])["step"] == 3
+    progress = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    assert [p["step"] for p in progress] == [1, 2, 3] and all("loss" in p for p in progress)
     run_cli("export", str(tmp_path / "tuned"), "--out", str(tmp_path / "bundle"), "--quiet")
 
 
