@@ -211,4 +211,5 @@ def bundle_from_checkpoint(model_ref: str, out: Path, opt: ExportOptions | None 
                 shutil.rmtree(out)
             tmp.rename(out)
             tmp.mkdir()  # TemporaryDirectory cleans up the (now empty) name
+            out.chmod(0o755)  # mkdtemp made it 0700; a service user must be able to read the bundle
     return manifest

@@ -218,9 +218,17 @@ class InspectionService:
 
     # ---- inference ----
     def _gather(self, last: dict[str, int]) -> list[tuple[Frame, str | None]]:
-        """Newest unseen frame of every camera (triggered mode: only those with a trigger)."""
-        with self._new_frame:
-            self._new_frame.wait(0.05)
+        """Newest unseen frame of every camera; waits (briefly) only when there is none."""
+        batch = self._collect(last)
+        if not batch:
+            with self._new_frame:
+                if not any(c.has_new(last.get(n, 0)) for n, c in self.cameras.items()):
+                    self._new_frame.wait(0.05)
+            batch = self._collect(last)
+        return batch
+
+    def _collect(self, last: dict[str, int]) -> list[tuple[Frame, str | None]]:
+        """(Triggered mode: only the cameras with a pending trigger.)"""
         out = []
         triggered = self.config.trigger.mode == "triggered"
         for name, cam in self.cameras.items():
@@ -319,8 +327,10 @@ class InspectionService:
             best = tiles[int(rows[:, names.index(decision.category)].argmax())]
             tile_ref = TileRef(index=best.index, box=best.box)
         truth = frame.meta.get("truth")
-        return InspectionResult(
-            id=uuid.uuid4().hex, seq=self._seq.next(), ts=iso_ms(frame.captured_at),
+        # numbered (and validated) by the publisher thread, which commits seqs in batches, off
+        # the inference path: model_construct skips validation only until then
+        return InspectionResult.model_construct(
+            id=uuid.uuid4().hex, seq=0, ts=iso_ms(frame.captured_at),
             station=self.config.station.path, camera=frame.camera, verdict=decision.verdict,
             category=decision.category, score=round(decision.score, 6), scores=scores, tile=tile_ref,
             prompt_set=PromptSetRef(name=state.prompts.name, version=state.version),
@@ -355,12 +365,22 @@ class InspectionService:
             batch.append(item)
         return batch, False
 
+    def _number(self, batch: list[tuple[InspectionResult, np.ndarray]]
+                ) -> list[tuple[InspectionResult, np.ndarray]]:
+        """Give a batch its seqs (one durable transaction) and validate every payload."""
+        if not batch:
+            return batch
+        seqs = self._seq.take(len(batch))
+        return [(InspectionResult.model_validate({**r.model_dump(by_alias=True), "seq": s}), image)
+                for (r, image), s in zip(batch, seqs)]
+
     def _publish_loop(self) -> None:
         ok_every = self.config.evidence.ok_every
         finished = False
         while not finished:
             batch, finished = self._next_batch()
             t0 = time.perf_counter()
+            batch = self._number(batch)
             for result, image in batch:
                 self.counters.verdicts[result.verdict] = self.counters.verdicts.get(result.verdict, 0) + 1
                 if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
