@@ -61,8 +61,9 @@ def demo_config(args: argparse.Namespace, bundle: Path, mqtt_port: int | None) -
     prompts = args.workdir / "prompts.yaml"
     if not prompts.exists():
         shutil.copyfile(DEMO_PROMPTS_FILE, prompts)
+    tiles = {"rows": 2, "cols": 2, "overlap": 0.25}  # the demo models see defects best in tiles (see their card)
     cameras = [{"name": f"cam{i + 1}", "source": f"sim://line?seed={101 + i}&frames={args.frames}",
-                "fps": args.fps} for i in range(args.cameras)]
+                "fps": args.fps, "tiles": tiles} for i in range(args.cameras)]
     data = {"station": {"site": "demo-plant", "line": "line1", "station": "st1"}, "cameras": cameras,
             "model": {"bundle": str(bundle)}, "prompts": str(prompts),
             "results": {"jsonl": str(args.workdir / "results.jsonl")},
