@@ -36,6 +36,14 @@ categories:
 """
 
 
+def _write(report: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """Every benchmark writes its report as JSON beside the table it prints."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def machine() -> str:
     import os
 
@@ -98,10 +106,7 @@ def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: fl
         runs = [pipeline_run(bundle, prompts, n, seconds, tiles, work) for n in cameras]
     report = {"benchmark": "pipeline", "machine": machine(), "bundle": str(bundle),
               "backend": "onnxruntime", "seconds": seconds, "tiles": tiles, "runs": runs}
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return _write(report, out)
 
 
 def pipeline_table(report: dict[str, Any]) -> str:
@@ -182,9 +187,7 @@ def mqtt_outbox(count: int, out: Path | None) -> dict[str, Any]:
                         "us_per_result": round(s * 1e6 / count, 1)}
                        for name, s in (("bare paho QoS 1", bare), ("outbox (synchronous=NORMAL)", normal),
                                        ("outbox (synchronous=FULL)", full))]}
-    if out is not None:
-        out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return _write(report, out)
 
 
 def mqtt_table(report: dict[str, Any]) -> str:
@@ -218,9 +221,7 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
                          "p99_ms": round(float(np.percentile(t, 99)), 2)})
     report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "backend": "onnxruntime",
               "precision": "fp32", "threads": threads, "runs": runs}
-    if out is not None:
-        out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return _write(report, out)
 
 
 def encoder_table(report: dict[str, Any]) -> str:
@@ -250,6 +251,4 @@ def sim(url: str, frames: int, out: Path | None) -> dict[str, Any]:
         cv2.setNumThreads(threads)
     report = {"benchmark": "sim", "machine": machine(), "url": url, "size": list(p.size), "frames": frames,
               "frames_per_s": round(frames / elapsed, 1), "ms_per_frame": round(elapsed * 1000 / frames, 2)}
-    if out is not None:
-        out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return _write(report, out)
