@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ConfigError
-from edge.validation import describe
+from edge.validation import describe, repeated
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"  # safe in MQTT topics and file names
 
@@ -157,8 +157,7 @@ class ServiceConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> ServiceConfig:
-        names = [c.name for c in self.cameras]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([c.name for c in self.cameras])
         if dupes:
             raise ValueError(f"camera names must be unique, repeated: {', '.join(dupes)}")
         return self

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.errors import ConfigError
 from edge.hashing import sha256_json
-from edge.validation import describe
+from edge.validation import describe, repeated
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 
@@ -87,7 +87,7 @@ class PromptSet(_Strict):
     @model_validator(mode="after")
     def _names_and_ok(self) -> PromptSet:
         names = [c.name for c in self.categories]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated(names)
         if dupes:
             raise ValueError(f"category names must be unique, repeated: {', '.join(dupes)}")
         if not any(c.ok for c in self.categories):

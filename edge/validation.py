@@ -13,3 +13,8 @@ def describe(err: ValidationError) -> str:
     hint = " (unknown key: check its spelling)" if first["type"] == "extra_forbidden" else ""
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"'{where}': {first['msg']}{hint}{more}"
+
+
+def repeated(names: list[str]) -> list[str]:
+    """Names that occur more than once (for "must be unique" validators)."""
+    return sorted({n for n in names if names.count(n) > 1})

@@ -6,7 +6,6 @@ CameraError when the source broke (the capture thread then reconnects with backo
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -157,9 +156,3 @@ def open_source(source: str, loop: bool = True) -> FrameSource:
         raise CameraError(f"{source}: no such device, file or folder; check the camera source.")
     return OpenCVSource(source, loop)
 
-
-def wait_until(deadline: float, stop: object) -> None:
-    """Sleep until ``deadline`` (monotonic) unless the stop event is set first."""
-    delay = deadline - time.monotonic()
-    if delay > 0:
-        stop.wait(delay)  # type: ignore[attr-defined]

@@ -23,9 +23,6 @@ class SequenceCounter:
         self._db.execute("INSERT OR IGNORE INTO seq (id, last) VALUES (1, 0)")
         self._lock = threading.Lock()
 
-    def next(self) -> int:
-        return self.take(1)[0]
-
     def take(self, count: int) -> list[int]:
         """``count`` consecutive numbers in one durable transaction."""
         with self._lock:

@@ -54,7 +54,6 @@ log = logging.getLogger("edge_inspect.service")
 class Counters:
     inspected: int = 0
     batches: int = 0
-    encoder_s: float = 0.0
     stage_s: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "encode": 0.0,
                                                                "score": 0.0, "publish": 0.0})
     verdicts: dict[str, int] = field(default_factory=dict)

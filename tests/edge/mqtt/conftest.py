@@ -18,16 +18,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.mqtt.local_broker import free_port, mosquitto_binary
+
 ROOT = Path(__file__).resolve().parents[3]
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO = mosquitto_binary()
 ACL = ROOT / "systemd" / "mosquitto" / "edge-inspect.acl"
 USERS = {"st1": "device-secret", "operator": "operator-secret", "mes": "mes-secret", "intruder": "x"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Broker:
@@ -54,14 +50,14 @@ class Broker:
 
     def start(self) -> Broker:
         log = (self.folder / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+        self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return self
             if self.proc.poll() is not None:  # e.g. the port is still held: try again
-                self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+                self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf)], stdout=log, stderr=log)
             time.sleep(0.1)
         raise RuntimeError(f"mosquitto did not start: {(self.folder / 'mosquitto.log').read_text()[-500:]}")
 
@@ -81,10 +77,19 @@ class Broker:
             self.proc = None
 
 
+def require(*programs: str) -> None:
+    """Skip where a program is missing, on a developer's machine; in CI, ./run installs them,
+    so a missing one there is a set-up defect and fails."""
+    missing = [p for p in programs if not (shutil.which(p) or (p == "mosquitto" and MOSQUITTO))]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"{', '.join(missing)} not installed in CI; ./run should have installed it")
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (./run installs it)")
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (./run installs it)")
+    require("mosquitto")
     b = Broker(tmp_path, auth=False).start()
     yield b
     b.kill()
@@ -92,8 +97,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 @pytest.fixture
 def auth_broker(tmp_path: Path) -> Iterator[Broker]:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (./run installs it)")
+    require("mosquitto", "mosquitto_passwd")
     b = Broker(tmp_path, auth=True).start()
     yield b
     b.kill()
@@ -169,8 +173,7 @@ def make_server_cert(folder: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
     """A TLS listener signed by a test CA; yields the broker and that CA's certificate."""
-    if not Path(MOSQUITTO).exists() or not shutil.which("openssl"):
-        pytest.skip("mosquitto or openssl is not installed (./run installs mosquitto)")
+    require("mosquitto", "openssl")
     ca = make_ca(tmp_path, "test-ca")
     cert, key = make_server_cert(tmp_path, ca)
     b = Broker(tmp_path, auth=False)
