@@ -61,6 +61,37 @@ class TextSpec(_Strict):
     )
 
 
+class GateRecord(_Strict):
+    """What the accuracy gate measured against FP32 on the calibration hold-out."""
+
+    passed: bool
+    forced: bool = Field(default=False, description="Written with --force although the gate failed.")
+    images: int = Field(ge=0, description="Hold-out crops the gate was measured on.")
+    cosine_mean: float
+    cosine_p1: float
+    cosine_min: float
+    verdict_agreement: float = Field(ge=0, le=1)
+    max_score_diff: float = Field(ge=0)
+    latency_ratio: float | None = Field(
+        default=None, description="ONNX Runtime CPU time per image, this artifact / FP32 (batch 8)."
+    )
+    min_cosine: float = Field(description="Threshold the p1 cosine had to meet.")
+    min_agreement: float = Field(description="Threshold the verdict agreement had to meet.")
+
+
+class CalibrationRecord(_Strict):
+    """How a reduced-precision artifact was made, so that engine build and runtime can tell."""
+
+    derived_from: str = Field(min_length=64, max_length=64, description="sha256 of the FP32 file it came from.")
+    method: str = Field(description="fp16: 'autocast'; int8: minmax | percentile | entropy (+ format).")
+    format: str = Field(description="float16-mixed | qdq-s8s8 (TensorRT) | an ONNX Runtime CPU format.")
+    tool: str = Field(description="Library and version that did the mechanics.")
+    data_sha256: str = Field(min_length=64, max_length=64, description="Identity of the calibration images.")
+    calibration_images: int = Field(ge=0)
+    kept_float: list[str] = Field(default_factory=list, description="Node groups left in higher precision.")
+    gate: GateRecord | None = None
+
+
 class FileEntry(_Strict):
     """One file of the bundle with the hash that proves it is the one exported."""
 
@@ -69,6 +100,9 @@ class FileEntry(_Strict):
     precision: Precision | None = None
     parity_min_cosine: float | None = Field(
         default=None, description="Worst cosine against the reference it was checked with."
+    )
+    calibration: CalibrationRecord | None = Field(
+        default=None, description="Set on artifacts written by 'edge-inspect calibrate'."
     )
 
 
@@ -86,7 +120,8 @@ class BundleManifest(_Strict):
     logit_scale: float = Field(gt=0, description="exp(learned log-scale), ready to multiply.")
     logit_bias: float | None = Field(description="SigLIP's learned bias; null for CLIP.")
     files: dict[str, FileEntry] = Field(
-        description="Keyed by role: vision, text, tokenizer (and later vision.fp16, ...)."
+        description="Keyed by role: vision, text, tokenizer; calibration adds vision.fp16, text.fp16, "
+        "vision.int8."
     )
     exporter: str = Field(description="edge-inspect version that wrote the bundle.")
 

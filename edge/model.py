@@ -6,17 +6,52 @@ the command line is the verdict the line produces.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from types import TracebackType
 
 import numpy as np
 
-from edge.bundle import Bundle
+from edge.bundle import Bundle, Precision
 from edge.encoders.base import ImageEncoder, TextEncoder
 from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
+from edge.errors import BundleError
 from edge.preprocess import to_pixel_values
 from edge.scoring import category_probs, l2_normalize
 from edge.tokenizer import PromptTokenizer
+
+log = logging.getLogger("edge_inspect.model")
+
+
+def artifact_roles(bundle: Bundle, precision: Precision) -> tuple[str, str]:
+    """The (vision, text) file roles that serve ``precision``, refusing stale or missing artifacts.
+
+    A calibrated artifact records the sha256 of the FP32 file it was made from; one made
+    from another export (a bundle re-exported, a file copied in from elsewhere) is refused
+    rather than run next to a text tower it was never checked with.
+    """
+    files = bundle.manifest.files
+    vision = "vision" if precision == "fp32" else f"vision.{precision}"
+    if vision not in files:
+        raise BundleError(
+            f"{bundle.root}: no {precision} vision model in the bundle; make it with 'edge-inspect calibrate "
+            f"{bundle.root} --images DIR --precision {precision}', or set model.precision: fp32."
+        )
+    text = "text.fp16" if precision == "fp16" and "text.fp16" in files else "text"
+    for role, source in ((vision, "vision"), (text, "text")):
+        record = files[role].calibration
+        if record is None:
+            continue
+        if record.derived_from != files[source].sha256:
+            raise BundleError(
+                f"{bundle.root / files[role].path}: calibrated from a different {source}.onnx than this bundle's; "
+                f"re-run 'edge-inspect calibrate --precision {precision}' on this bundle."
+            )
+        if record.gate is not None and not record.gate.passed:
+            log.warning("%s was written with --force although it failed the accuracy gate (cosine p1 %.4f, "
+                        "agreement %.1f%%)", files[role].path, record.gate.cosine_p1,
+                        100 * record.gate.verdict_agreement)
+    return vision, text
 
 
 class ZeroShotModel:
@@ -28,15 +63,15 @@ class ZeroShotModel:
         image_encoder: ImageEncoder | None = None,
         text_encoder: TextEncoder | None = None,
         threads: int | None = None,
+        precision: Precision = "fp32",
     ) -> None:
         self.bundle = bundle
         self.tokenizer = PromptTokenizer(bundle.path("tokenizer"), bundle.manifest.text)
+        vision, text = artifact_roles(bundle, precision)
         self.image_encoder: ImageEncoder = image_encoder or OrtImageEncoder(
-            bundle.path("vision"), precision="fp32", threads=threads
+            bundle.path(vision), precision=precision, threads=threads
         )
-        self.text_encoder: TextEncoder = text_encoder or OrtTextEncoder(
-            bundle.path("text"), threads=threads
-        )
+        self.text_encoder: TextEncoder = text_encoder or OrtTextEncoder(bundle.path(text), threads=threads)
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
         """pixel_values [B, 3, S, S] -> unit-length image embeddings [B, D]."""

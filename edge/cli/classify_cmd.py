@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", action="append", default=[], metavar="TEXT",
                    help="a category in plain words; repeat for each (at least two for CLIP)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="which of the bundle's artifacts to run (fp16/int8 come from 'edge-inspect calibrate')")
     p.add_argument("images", nargs="+", type=Path, help="image files")
 
 
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no --label given; pass each category as --label TEXT.")
     bundle = Bundle.open(args.bundle)
     frames = [load_image(p) for p in args.images]  # fail before any work on a bad file
-    with ZeroShotModel(bundle, threads=args.threads) as model:
+    with ZeroShotModel(bundle, threads=args.threads, precision=args.precision) as model:
         texts = model.embed_texts(args.label)
         probs = model.probs(model.embed_images(frames), texts)
     for path, row in zip(args.images, probs, strict=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 
@@ -54,6 +55,9 @@ class OrtSession:
         self.session = None
 
 
+_E = TypeVar("_E", bound="_OrtEncoder")
+
+
 def _chunks(total: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, total)) for i in range(0, total, size)]
 
@@ -67,7 +71,7 @@ class _OrtEncoder:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> _OrtEncoder:
+    def __enter__(self: _E) -> _E:
         return self
 
     def __exit__(

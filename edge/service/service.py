@@ -92,7 +92,7 @@ class InspectionService:
         cfg = self.config
         bundle = Bundle.open(cfg.model.bundle)
         if self._model is None:
-            self._model = ZeroShotModel(bundle, threads=cfg.model.threads)
+            self._model = ZeroShotModel(bundle, threads=cfg.model.threads, precision=cfg.model.precision)
         size = bundle.manifest.image.size
         self._model.embed_pixels(np.zeros((1, 3, size, size), np.float32))  # warm-up before the first frame
         self._model_ref = ModelRef(name=bundle.manifest.name, precision=cfg.model.precision,
