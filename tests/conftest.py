@@ -56,6 +56,17 @@ def tiny_bundles(
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The committed demo checkpoints, exported once per session. Copy before writing into them."""
+    from export.demo_models import recipe
+
+    root = tmp_path_factory.mktemp("demo-bundles")
+    for family in recipe.FAMILIES:
+        run_cli("export", str(recipe.folder(family)), "--out", str(root / family), "--quiet")
+    return {f: root / f for f in recipe.FAMILIES}
+
+
 @pytest.fixture(params=["clip", "siglip"])
 def family(request: pytest.FixtureRequest) -> str:
     return str(request.param)

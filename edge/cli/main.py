@@ -13,6 +13,7 @@ from edge.errors import EdgeInspectError
 # subcommand -> module under edge.cli that defines add_arguments(parser) and run(args)
 COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export_cmd", "checkpoint -> ONNX model bundle (workstation; needs the export extra)"),
+    "calibrate": ("calibrate_cmd", "FP16 / INT8 artifacts in a bundle, behind an accuracy gate (workstation)"),
     "classify": ("classify_cmd", "score images against text labels with a bundle"),
     "run": ("run_cmd", "the inspection service (cameras -> verdicts -> sinks)"),
     "demo": ("demo_cmd", "the service on the simulated line with a demo model, end to end"),
@@ -29,6 +30,7 @@ first try:
 
 typical flow:
   edge-inspect export openai/clip-vit-base-patch32 --out bundles/clip-b32
+  edge-inspect calibrate bundles/clip-b32 --images line-images/ --precision int8
   edge-inspect classify --bundle bundles/clip-b32 --label "a scratched part" \\
       --label "a flawless part" frame.png
   edge-inspect run --config inspect.yaml

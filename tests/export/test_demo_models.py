@@ -17,7 +17,6 @@ from export.captions import DEMO_PROMPTS
 from export.demo_models import recipe
 from export.demo_models.evaluate import CARD_JSON, reports
 from export.sim_data import raw_frames
-from tests.helpers import run_cli
 
 SAMPLE = 150  # the first frames of the card's hold-out set, re-measured here
 
@@ -26,14 +25,6 @@ SAMPLE = 150  # the first frames of the card's hold-out set, re-measured here
 def card() -> dict[str, Any]:
     data = json.loads(CARD_JSON.read_text())
     return {r["family"]: r for r in data["results"]}
-
-
-@pytest.fixture(scope="session")
-def demo_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("demo-bundles")
-    for family in recipe.FAMILIES:
-        run_cli("export", str(recipe.folder(family)), "--out", str(root / family), "--quiet")
-    return {f: root / f for f in recipe.FAMILIES}
 
 
 @pytest.fixture(scope="session")

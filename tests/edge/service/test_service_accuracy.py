@@ -19,7 +19,6 @@ from edge.service.service import InspectionService
 from edge.sim import LineSimulator
 from edge.sim.scene import Defect
 from export.captions import DEMO_PROMPTS_FILE
-from export.demo_models import recipe
 from export.demo_models.evaluate import CARD_JSON
 from tests.edge.conftest import Collector
 from tests.helpers import run_cli
@@ -28,10 +27,8 @@ TILES = {"rows": 2, "cols": 2, "overlap": 0.25}
 
 
 @pytest.fixture(scope="module")
-def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "demo-clip"
-    run_cli("export", str(recipe.folder("clip")), "--out", str(out), "--quiet")
-    return out
+def demo_clip(demo_bundles: dict[str, Path]) -> Path:
+    return demo_bundles["clip"]
 
 
 @pytest.fixture(scope="module")

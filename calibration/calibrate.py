@@ -1,0 +1,346 @@
+"""``edge-inspect calibrate``: FP16 or INT8 artifacts, written into the bundle only if they pass the gate.
+
+Everything is built in a hidden work folder inside the bundle (same file system, so the
+final rename is atomic); the manifest is rewritten last. An interrupted or failed run
+leaves the bundle exactly as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+from pydantic import BaseModel, ConfigDict, Field
+
+from calibration import fp16 as fp16_mod
+from calibration import int8 as int8_mod
+from calibration.data import CalibrationData, SplitSpec, load_calibration_data
+from calibration.gate import DEFAULTS, Comparison, Thresholds, compare, cosines, encode, seconds_per_image
+from calibration.graph import groups
+from calibration.qdq_rules import summary, violations
+from calibration.ranges import FeedReader, activation_absmax, input_names
+from calibration.report import REPORT_DIR, histogram_png, update
+from edge import __version__
+from edge.bundle import Bundle, CalibrationRecord, FileEntry, GateRecord, write_manifest
+from edge.config import TileConfig
+from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
+from edge.errors import CalibrationError, ConfigError
+from edge.hashing import sha256_file
+from edge.model import ZeroShotModel
+from edge.progress import Steps
+from edge.prompts import PromptSet, load_prompt_set
+from edge.service.prompt_state import text_embeddings
+
+
+class CalibrateOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    precision: Literal["fp16", "int8"]
+    images: str
+    method: int8_mod.Method = "minmax"
+    percentile: float = Field(default=99.999, gt=0, le=100)
+    calib_images: int = Field(default=64, ge=1)
+    holdout_images: int = Field(default=128, ge=1)
+    seed: int = 0
+    tiles: TileConfig | None = None
+    prompts: Path | None = None
+    exclude: tuple[str, ...] = ()
+    auto: bool = False
+    sensitivity: bool = False
+    quantize_attention: bool = False
+    headroom: float = Field(default=fp16_mod.DEFAULT_HEADROOM, ge=1)
+    min_cosine: float | None = Field(default=None, gt=0, le=1)
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    force: bool = False
+
+    @property
+    def thresholds(self) -> Thresholds:
+        d = DEFAULTS[self.precision]
+        return Thresholds(self.min_cosine if self.min_cosine is not None else d.min_cosine,
+                          self.min_agreement if self.min_agreement is not None else d.min_agreement)
+
+
+@dataclass
+class Artifact:
+    role: str
+    file: Path  # in the work folder until committed
+    precision: str
+    record: CalibrationRecord
+
+
+@dataclass
+class Outcome:
+    artifacts: list[Artifact]
+    gate: GateRecord
+    report: Path | None = None
+    section: dict[str, Any] = field(default_factory=dict)
+
+
+def default_prompts() -> Path:
+    from export.captions import DEMO_PROMPTS_FILE
+
+    return DEMO_PROMPTS_FILE
+
+
+def calibrate(root: Path, opts: CalibrateOptions, quiet: bool = False) -> Outcome:
+    """Run one calibration; raises CalibrationError (gate failed, bad data) or ConfigError."""
+    bundle = Bundle.open(root)
+    if "vision" not in bundle.manifest.files:
+        raise CalibrationError(f"{root}: bundle has no vision.onnx; re-export it with 'edge-inspect export'.")
+    prompts = load_prompt_set(opts.prompts or default_prompts())
+    steps = Steps(5 if opts.precision == "fp16" else 6, quiet=quiet)
+    with steps.step(f"reading calibration images from {opts.images}"):
+        data = load_calibration_data(opts.images, bundle.manifest.image,
+                                     SplitSpec(opts.calib_images, opts.holdout_images, opts.seed, opts.tiles))
+        skipped = f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""
+        steps.info(f"{len(data.calibration)} calibration and {len(data.holdout)} hold-out crops{skipped}")
+    work = Path(tempfile.mkdtemp(prefix=".calibrate-", dir=root))
+    try:
+        with ZeroShotModel(bundle) as fp32:
+            with steps.step("FP32 reference embeddings of the hold-out set"):
+                ref_image = fp32.embed_pixels(data.holdout)
+                ref_text = text_embeddings(fp32, prompts)
+            if opts.precision == "fp16":
+                outcome = _fp16(bundle, fp32, opts, data, prompts, ref_image, ref_text, work, steps)
+            else:
+                outcome = _int8(bundle, opts, data, prompts, ref_image, ref_text, work, steps)
+        _require_gate(outcome, opts)
+        with steps.step("writing artifacts and report into the bundle"):
+            outcome.report = _commit(bundle, outcome)
+        return outcome
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _progress(steps: Steps, what: str, total: int) -> Any:
+    marks = {max(1, round(total * f)) for f in (0.25, 0.5, 0.75, 1.0)}
+    return lambda done: steps.info(f"{what}: {done}/{total} batches") if done in marks else None
+
+
+def _feeds(pixels: np.ndarray, batch: int = 8) -> list[dict[str, np.ndarray]]:
+    return [{"pixel_values": pixels[i : i + batch]} for i in range(0, len(pixels), batch)]
+
+
+def _record(bundle: Bundle, role_from: str, method: str, fmt: str, tool: str, data: CalibrationData,
+            kept: list[str]) -> CalibrationRecord:
+    return CalibrationRecord(derived_from=bundle.manifest.files[role_from].sha256, method=method, format=fmt,
+                             tool=tool, data_sha256=data.data_sha256, calibration_images=len(data.calibration),
+                             kept_float=kept)
+
+
+def _data_section(opts: CalibrateOptions, data: CalibrationData) -> dict[str, Any]:
+    return {"source": data.source, "calibration": len(data.calibration), "holdout": len(data.holdout),
+            "calib_images": opts.calib_images, "holdout_images": opts.holdout_images, "seed": opts.seed,
+            "tiles": opts.tiles.model_dump(mode="json") if opts.tiles else None, "sha256": data.data_sha256,
+            "skipped": data.skipped}
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__}"
+
+
+def _fp16(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: CalibrationData, prompts: PromptSet,
+          ref_image: np.ndarray, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
+    texts = [t for c in prompts.categories for t in prompts.texts(c)]
+    ids, mask = fp32.tokenizer(texts)
+    towers = {"vision": _feeds(data.calibration), "text": [{"input_ids": ids, "attention_mask": mask}]}
+    plans: dict[str, fp16_mod.Fp16Plan] = {}
+    files: dict[str, Path] = {}
+    with steps.step("FP32 activation ranges and FP16 conversion (vision, text)"):
+        for tower, feeds in towers.items():
+            src = bundle.path(tower)
+            names = set(input_names(src))
+            reader = FeedReader([{k: v for k, v in f.items() if k in names} for f in feeds])
+            model = onnx.load(str(src))
+            plans[tower] = fp16_mod.plan_fp16(model, activation_absmax(src, reader), opts.headroom)
+            files[tower] = work / f"{tower}.fp16.onnx"
+            onnx.save(fp16_mod.convert(model, plans[tower]), str(files[tower]))
+            p = plans[tower]
+            steps.info(f"{tower}: largest activation {p.largest_activation:.4g}, {len(p.kept)} nodes kept in fp32")
+    with steps.step("gate: FP16 vs FP32 on the hold-out set"):
+        with ZeroShotModel(bundle, OrtImageEncoder(files["vision"]), OrtTextEncoder(files["text"])) as half:
+            cand_image = half.embed_pixels(data.holdout)
+            cand_text = text_embeddings(half, prompts)
+            text_cos = cosines(fp32.embed_texts(texts), half.embed_texts(texts))
+        comparison = compare(ref_image, cand_image, ref_text, cand_text, prompts, bundle.manifest, text_cos)
+        ratio = seconds_per_image(files["vision"], data.holdout) / seconds_per_image(bundle.path("vision"),
+                                                                                     data.holdout)
+        gate = comparison.record(opts.thresholds, ratio)
+    artifacts = []
+    for tower in ("vision", "text"):
+        kept = [k.node for k in plans[tower].kept]
+        record = _record(bundle, tower, "autocast", "float16-mixed", _ort_version() + " float16 converter", data,
+                         kept).model_copy(update={"gate": gate})
+        artifacts.append(Artifact(f"{tower}.fp16", files[tower], "fp16", record))
+    section = {
+        "precision": "fp16", "method": "autocast", "data": _data_section(opts, data), "gate": gate.model_dump(),
+        "text_cosine_min": float(text_cos.min()), "text_prompts": len(texts), "headroom": opts.headroom,
+        "fp16_limit": plans["vision"].fp16_limit,
+        "largest_activation": {t: p.largest_activation for t, p in plans.items()},
+        "kept_float": [{"name": k.node, "op": k.op, "reason": k.reason, "tower": t}
+                       for t, p in plans.items() for k in p.kept],
+    }
+    return Outcome(artifacts, gate, section=section | {"_comparison": comparison})
+
+
+def _resolve_excludes(requested: tuple[str, ...], by_group: dict[str, list[str]]) -> tuple[set[str], list[str]]:
+    nodes = {n for ns in by_group.values() for n in ns}
+    out: set[str] = set()
+    kept: list[str] = []
+    for name in requested:
+        if name in by_group:
+            out.update(by_group[name])
+        elif name in nodes:
+            out.add(name)
+        else:
+            raise ConfigError(f"--exclude {name}: no such node group or quantizable node; groups are "
+                              f"{', '.join(by_group)}.")
+        kept.append(name)
+    return out, kept
+
+
+def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts: PromptSet,
+          ref_image: np.ndarray, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
+    src = bundle.path("vision")
+    model = onnx.load(str(src))
+    quantizable = int8_mod.linear_nodes(model, opts.quantize_attention)
+    by_group = {g: [n for n in ns if n in set(quantizable)] for g, ns in groups(model).items()}
+    by_group = {g: ns for g, ns in by_group.items() if ns}
+    excluded, kept = _resolve_excludes(opts.exclude, by_group)
+    cache = work / "ranges.json"
+    batches = _feeds(data.calibration)
+    with steps.step(f"calibration pass ({opts.method}) over {len(data.calibration)} crops"):
+        reader = FeedReader(batches, _progress(steps, "calibration", len(batches)))
+        int8_mod.compute_ranges(src, reader, cache, opts.method, opts.percentile)
+    variant = iter(range(10_000))
+
+    def build(skip: set[str]) -> Path:
+        out = work / f"vision.int8.{next(variant)}.onnx"
+        int8_mod.quantize(src, out, [n for n in quantizable if n not in skip], cache, opts.method)
+        return out
+
+    def evaluate(path: Path) -> Comparison:
+        return compare(ref_image, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest)
+
+    with steps.step("quantize and gate: INT8 vs FP32 on the hold-out set"):
+        candidate = build(excluded)
+        comparison = evaluate(candidate)
+        gate = comparison.record(opts.thresholds, None)
+        steps.info(f"cosine p1 {gate.cosine_p1:.5f}, verdict agreement {gate.verdict_agreement:.2%}")
+    sensitivity: list[dict[str, Any]] = []
+    auto_steps: list[dict[str, Any]] = []
+    needed = opts.sensitivity or not gate.passed
+    with steps.step("sensitivity analysis, one group at a time" if needed else "sensitivity analysis: not needed"):
+        if needed:
+            sensitivity = _sensitivity(by_group, excluded, quantizable, build, evaluate, opts.thresholds, steps)
+        if not gate.passed and opts.auto:
+            for cost in sensitivity:
+                excluded |= set(by_group[cost["group"]])
+                kept.append(cost["group"])
+                candidate = build(excluded)
+                comparison = evaluate(candidate)
+                gate = comparison.record(opts.thresholds, None)
+                auto_steps.append({"kept": ", ".join(kept), "cosine_p1": gate.cosine_p1,
+                                   "verdict_agreement": gate.verdict_agreement, "passed": gate.passed})
+                steps.info(f"kept {cost['group']} in float: cosine p1 {gate.cosine_p1:.5f}, "
+                           f"agreement {gate.verdict_agreement:.2%}")
+                if gate.passed:
+                    break
+    qdq = onnx.load(str(candidate))
+    broken = violations(qdq, opts.quantize_attention)
+    if broken:
+        raise CalibrationError(f"INT8 graph breaks a TensorRT rule ({broken[0]}; {len(broken)} in all); "
+                               "this is a bug in edge-inspect, please report it with the bundle.")
+    ratio = seconds_per_image(candidate, data.holdout) / seconds_per_image(src, data.holdout)
+    gate = gate.model_copy(update={"latency_ratio": ratio})
+    final = work / "vision.int8.onnx"
+    candidate.replace(final)
+    record = _record(bundle, "vision", opts.method, "qdq-s8s8", _ort_version() + " quantize_static (QDQ)", data,
+                     kept).model_copy(update={"gate": gate})
+    reasons = {c["group"]: c for c in sensitivity}
+    section = {
+        "precision": "int8", "method": opts.method, "percentile": opts.percentile if opts.method == "percentile"
+        else None, "data": _data_section(opts, data), "gate": gate.model_dump(), "qdq": summary(qdq),
+        "quantized_nodes": len([n for n in quantizable if n not in excluded]),
+        "attention_int8": opts.quantize_attention,
+        "kept_float": [{"name": k, "op": "group" if k in by_group else "node",
+                        "reason": ("--exclude" if k in opts.exclude else
+                                   f"automatic: alone in INT8 it gave cosine p1 {reasons[k]['cosine_p1']:.5f}")}
+                       for k in kept],
+        "sensitivity": sensitivity, "auto_steps": auto_steps,
+    }
+    artifact = Artifact("vision.int8", final, "int8", record)
+    return Outcome([artifact], gate, section=section | {"_comparison": comparison})
+
+
+def _sensitivity(by_group: dict[str, list[str]], excluded: set[str], quantizable: list[str], build: Any,
+                 evaluate: Any, thresholds: Thresholds, steps: Steps) -> list[dict[str, Any]]:
+    """Quantize one group at a time (all else float); most damaging first."""
+    out = []
+    for i, (group, nodes) in enumerate(by_group.items(), 1):
+        only = set(quantizable) - (set(nodes) - excluded)
+        gate = evaluate(build(only)).record(thresholds, None)
+        out.append({"group": group, "nodes": len(nodes), "cosine_p1": gate.cosine_p1,
+                    "cosine_mean": gate.cosine_mean, "verdict_agreement": gate.verdict_agreement})
+        steps.info(f"sensitivity {i}/{len(by_group)}: {group} alone in INT8 -> cosine p1 {gate.cosine_p1:.5f}")
+    return sorted(out, key=lambda c: (c["cosine_p1"], c["verdict_agreement"]))
+
+
+def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
+    g = outcome.gate
+    if g.passed:
+        return
+    if opts.force:
+        outcome.gate = g.model_copy(update={"forced": True})
+        for a in outcome.artifacts:
+            assert a.record.gate is not None
+            a.record = a.record.model_copy(update={"gate": a.record.gate.model_copy(update={"forced": True})})
+        outcome.section["gate"] = outcome.gate.model_dump()
+        return
+    fails = []
+    if g.cosine_p1 < g.min_cosine:
+        fails.append(f"image cosine p1 {g.cosine_p1:.5f} < {g.min_cosine}")
+    if g.verdict_agreement < g.min_agreement:
+        fails.append(f"verdict agreement {g.verdict_agreement:.2%} < {g.min_agreement:.0%}")
+    text_min = outcome.section.get("text_cosine_min")
+    if text_min is not None and text_min < g.min_cosine:
+        fails.append(f"text cosine min {text_min:.5f} < {g.min_cosine}")
+    hint = "raise --headroom or check the kept-float list"
+    sens = outcome.section.get("sensitivity") or []
+    if sens:
+        worst = ",".join(c["group"] for c in sens[:2])
+        hint = f"try --exclude {worst} (most sensitive), or --auto"
+    if outcome.section.get("auto_steps"):
+        hint = "even with every group kept in float it fails: check the calibration images and --method"
+    raise CalibrationError(f"{opts.precision.upper()} gate failed: {'; '.join(fails)}; nothing was written; "
+                           f"{hint}, or --force to write it anyway.")
+
+
+def _commit(bundle: Bundle, outcome: Outcome) -> Path:
+    """Move the artifacts in, write the report and the histogram, then the manifest."""
+    root = bundle.root
+    files = dict(bundle.manifest.files)
+    for a in outcome.artifacts:
+        dest = root / f"{a.role}.onnx"
+        a.file.replace(dest)
+        dest.chmod(0o644)
+        files[a.role] = FileEntry(path=dest.name, sha256=sha256_file(dest), precision=a.precision,  # type: ignore[arg-type]
+                                  calibration=a.record)
+    role = outcome.artifacts[0].role
+    comparison: Comparison = outcome.section.pop("_comparison")
+    (root / REPORT_DIR).mkdir(exist_ok=True)
+    png = root / REPORT_DIR / f"{role}-score-diff.png"
+    histogram_png(comparison.score_diffs, png, f"{role}: {comparison.cosines.size} hold-out crops")
+    section = outcome.section | {"histogram": f"{REPORT_DIR}/{png.name}", "roles": [a.role for a in outcome.artifacts],
+                                 "files": {a.role: files[a.role].model_dump(mode="json") for a in outcome.artifacts},
+                                 "edge_inspect": __version__}
+    report = update(root, role, section)
+    write_manifest(root, bundle.manifest.model_copy(update={"files": files}))
+    return report

@@ -1,0 +1,110 @@
+"""``calibration/report.json``, ``report.md`` and the score-difference histograms in a bundle.
+
+One report per bundle, one section per artifact role: calibrating INT8 after FP16 adds
+its section and keeps the FP16 one. The Markdown is rendered from the JSON, so the two
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+REPORT_DIR = "calibration"
+
+
+def histogram_png(diffs: np.ndarray, path: Path, title: str, bins: int = 40) -> None:
+    """A plain bar histogram of |score difference| (log-count axis), drawn with OpenCV."""
+    values = np.abs(diffs).ravel()
+    top = max(float(values.max()) if values.size else 0.0, 1e-6)
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, top))
+    w, h, pad = 640, 360, 48
+    img = np.full((h, w, 3), 255, np.uint8)
+    logc = np.log10(counts + 1.0)
+    scale = (h - 2 * pad) / max(float(logc.max()), 1e-6)
+    bar_w = (w - 2 * pad) / bins
+    for i, c in enumerate(logc):
+        x0 = int(pad + i * bar_w)
+        cv2.rectangle(img, (x0, int(h - pad - c * scale)), (int(x0 + bar_w) - 1, h - pad), (180, 110, 40), -1)
+    cv2.line(img, (pad, h - pad), (w - pad, h - pad), (0, 0, 0), 1)
+    cv2.line(img, (pad, pad), (pad, h - pad), (0, 0, 0), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title, (pad, 28), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "0", (pad - 4, h - pad + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"{edges[-1]:.2e}", (w - pad - 50, h - pad + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "|score difference| vs FP32 (count, log scale)", (pad, h - 10), font, 0.4, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    tmp = path.with_suffix(".tmp.png")
+    if not cv2.imwrite(str(tmp), img):
+        raise OSError(f"{tmp}: cannot write the histogram")
+    tmp.replace(path)
+
+
+def update(root: Path, role: str, section: dict[str, Any]) -> Path:
+    """Replace one role's section of the bundle's report; rewrite JSON and Markdown atomically."""
+    folder = root / REPORT_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = {"format_version": 1, "artifacts": {}}
+    report["artifacts"][role] = section
+    _atomic_write(path, json.dumps(report, indent=2) + "\n")
+    _atomic_write(folder / "report.md", markdown(report))
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _f(x: float | None, digits: int = 5) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["# Calibration report", ""]
+    for role, s in sorted(report["artifacts"].items()):
+        g = s["gate"]
+        lines += [f"## {role} ({s['precision']}, {s['method']})", "",
+                  f"Data: `{s['data']['source']}`, {s['data']['calibration']} calibration and "
+                  f"{s['data']['holdout']} hold-out crops (seed {s['data']['seed']}), "
+                  f"{len(s['data']['skipped'])} unreadable files skipped.", "",
+                  "| gate | value | threshold | |", "|---|---|---|---|",
+                  f"| image cosine p1 | {_f(g['cosine_p1'])} | >= {g['min_cosine']} | "
+                  f"{'pass' if g['cosine_p1'] >= g['min_cosine'] else 'FAIL'} |",
+                  f"| image cosine mean / min | {_f(g['cosine_mean'])} / {_f(g['cosine_min'])} | | |",
+                  f"| verdict agreement | {g['verdict_agreement']:.2%} | >= {g['min_agreement']:.0%} | "
+                  f"{'pass' if g['verdict_agreement'] >= g['min_agreement'] else 'FAIL'} |",
+                  f"| max score difference | {_f(g['max_score_diff'])} | | |",
+                  f"| ORT CPU time per image vs FP32 (batch 8) | {_f(g['latency_ratio'], 2)}x | | |", "",
+                  f"Gate: **{'passed' if g['passed'] else 'FAILED'}**" + (" (written with --force)" if g['forced']
+                                                                         else ""), ""]
+        if s.get("text_cosine_min") is not None:
+            lines += [f"Text tower: min cosine over {s['text_prompts']} prompts {_f(s['text_cosine_min'])}.", ""]
+        if s.get("kept_float"):
+            lines += ["Kept in higher precision:", "", "| node or group | op | why |", "|---|---|---|"]
+            lines += [f"| `{k['name']}` | {k.get('op', '')} | {k['reason']} |" for k in s["kept_float"]]
+            lines.append("")
+        if s.get("sensitivity"):
+            lines += ["Sensitivity (only this group in INT8):", "", "| group | nodes | cosine p1 | cosine mean | "
+                      "agreement |", "|---|---|---|---|---|"]
+            lines += [f"| {c['group']} | {c['nodes']} | {_f(c['cosine_p1'])} | {_f(c['cosine_mean'])} | "
+                      f"{c['verdict_agreement']:.2%} |" for c in s["sensitivity"]]
+            lines.append("")
+        if s.get("auto_steps"):
+            lines += ["Automatic fallback (groups kept in float, cumulative):", "",
+                      "| kept | cosine p1 | agreement |", "|---|---|---|"]
+            lines += [f"| {a['kept']} | {_f(a['cosine_p1'])} | {a['verdict_agreement']:.2%} |"
+                      for a in s["auto_steps"]]
+            lines.append("")
+        if s.get("histogram"):
+            lines += [f"![score differences]({Path(s['histogram']).name})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Calibrated copies of the bundles: calibration writes into a bundle, so the session's stay untouched."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import CliResult, run_cli
+
+SIM = "sim://line?seed=7"
+# small enough for CI, large enough for a meaningful gate: 24 calibration and 40 hold-out frames,
+# each cut into the demo cameras' 2x2 tiles plus the whole frame (120 / 200 crops)
+SMALL = ("--calib-images", "24", "--holdout-images", "40", "--tiles", "2x2")
+
+
+def copy_bundle(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+def calibrate(bundle: Path, *args: str, expect: int = 0) -> CliResult:
+    return run_cli("calibrate", str(bundle), "--images", SIM, "--quiet", *SMALL, *args, expect=expect)
+
+
+def report(bundle: Path) -> dict:
+    return json.loads((bundle / "calibration" / "report.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def int8_demo(demo_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both demo models calibrated to INT8 with the default method and gate."""
+    root = tmp_path_factory.mktemp("int8-demo")
+    out = {}
+    for family, src in demo_bundles.items():
+        out[family] = copy_bundle(src, root / family)
+        calibrate(out[family], "--precision", "int8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def fp16_demo(demo_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bundle = copy_bundle(demo_bundles["clip"], tmp_path_factory.mktemp("fp16-demo") / "clip")
+    calibrate(bundle, "--precision", "fp16")
+    return bundle

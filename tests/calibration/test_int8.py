@@ -1,0 +1,147 @@
+"""INT8 on the demo models: the gate passes, the graph is what TensorRT needs, the report is true."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from calibration.data import SplitSpec, load_calibration_data
+from calibration.qdq_rules import violations
+from edge.bundle import Bundle
+from edge.config import TileConfig
+from edge.encoders.onnxruntime import OrtImageEncoder
+from edge.errors import BundleError
+from edge.model import ZeroShotModel
+from edge.prompts import load_prompt_set
+from edge.scoring import category_probs, l2_normalize
+from edge.service.decision import decide
+from edge.service.prompt_state import text_embeddings
+from export.captions import DEMO_PROMPTS_FILE
+from tests.calibration.conftest import copy_bundle, report
+
+FAMILIES = ("clip", "siglip")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_int8_passes_the_default_gate(family: str, int8_demo: dict[str, Path]) -> None:
+    bundle = Bundle.open(int8_demo[family])  # verifies every sha256, the new artifact's included
+    entry = bundle.manifest.files["vision.int8"]
+    assert entry.precision == "int8" and entry.calibration is not None
+    rec = entry.calibration
+    assert rec.format == "qdq-s8s8" and rec.method == "minmax" and rec.kept_float == []
+    assert rec.derived_from == bundle.manifest.files["vision"].sha256
+    assert rec.gate is not None and rec.gate.passed and not rec.gate.forced
+    assert rec.gate.min_cosine == 0.99 and rec.gate.min_agreement == 0.99
+    assert rec.gate.cosine_p1 >= 0.99 and rec.gate.verdict_agreement >= 0.99
+    assert rec.gate.images == 200 and rec.calibration_images == 120
+    assert rec.gate.latency_ratio is not None and rec.gate.latency_ratio > 0
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_qdq_graph_obeys_the_tensorrt_rules(family: str, int8_demo: dict[str, Path]) -> None:
+    """Walked here independently of calibration.qdq_rules, then that checker must agree."""
+    model = onnx.load(str(int8_demo[family] / "vision.int8.onnx"))
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert sum(n.op_type == "QuantizeLinear" for n in qdq) > 0
+    for n in qdq:
+        zp = inits[n.input[2]]
+        assert zp.dtype == np.int8 and not zp.any(), n.name
+    weight_dqs = [n for n in qdq if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    linear = [n for n in model.graph.node if n.op_type in ("MatMul", "Conv", "Gemm") and
+              any(i in producer and producer[i] in weight_dqs for i in n.input)]
+    assert len(weight_dqs) == len(linear) > 0  # every linear layer reads an int8 weight
+    for dq in weight_dqs:
+        weight, scale = inits[dq.input[0]], inits[dq.input[1]]
+        user = users[dq.output[0]][0]
+        # output channels: MatMul [K, N], Conv [O, I, kh, kw], Gemm [N, K] when transB=1 (else [K, N])
+        axis = {"MatMul": 1, "Conv": 0, "Gemm": 0 if _attr(user, "transB", 0) else 1}[user.op_type]
+        assert weight.dtype == np.int8
+        assert scale.shape == (weight.shape[axis],) and _attr(dq, "axis", 1) == axis, dq.name
+    for n in model.graph.node:  # LayerNorm / Softmax compute in float: no int8 input ...
+        if n.op_type in ("LayerNormalization", "Softmax"):
+            assert producer.get(n.input[0]) is None or producer[n.input[0]].op_type != "DequantizeLinear"
+        if n.op_type == "Softmax":  # ... and attention probabilities stay float unless asked for
+            assert not any(u.op_type == "QuantizeLinear" for u in users.get(n.output[0], []))
+    assert violations(model) == []
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_report_numbers_recompute_from_the_artifacts(family: str, int8_demo: dict[str, Path]) -> None:
+    root = int8_demo[family]
+    section = report(root)["artifacts"]["vision.int8"]
+    d, gate = section["data"], section["gate"]
+    bundle = Bundle.open(root)
+    data = load_calibration_data(d["source"], bundle.manifest.image, SplitSpec(
+        d["calib_images"], d["holdout_images"], d["seed"], TileConfig(**d["tiles"])))
+    assert data.data_sha256 == d["sha256"] == bundle.manifest.files["vision.int8"].calibration.data_sha256
+    with OrtImageEncoder(root / "vision.onnx") as fp32, OrtImageEncoder(root / "vision.int8.onnx") as int8:
+        ref, cand = l2_normalize(fp32.encode_images(data.holdout)), l2_normalize(int8.encode_images(data.holdout))
+    cos = np.sum(ref * cand, axis=1)
+    assert cos.mean() == pytest.approx(gate["cosine_mean"], abs=1e-5)
+    assert np.percentile(cos, 1) == pytest.approx(gate["cosine_p1"], abs=1e-5)
+    assert cos.min() == pytest.approx(gate["cosine_min"], abs=1e-5)
+    prompts = load_prompt_set(DEMO_PROMPTS_FILE)
+    with ZeroShotModel(bundle) as model:
+        text = text_embeddings(model, prompts)
+    m, names = bundle.manifest, [c.name for c in prompts.categories]
+
+    def verdicts(emb: np.ndarray) -> list[tuple[str, str]]:
+        probs = category_probs(emb, text, m.family, m.logit_scale, m.logit_bias)
+        out = [decide(dict(zip(names, row)), prompts) for row in probs.tolist()]
+        return [(x.verdict, x.category if x.verdict != "ok" else "") for x in out]
+
+    agree = np.mean([a == b for a, b in zip(verdicts(ref), verdicts(cand))])
+    assert agree == pytest.approx(gate["verdict_agreement"], abs=1.01 / len(cos))
+    diffs = category_probs(cand, text, m.family, m.logit_scale, m.logit_bias) - \
+        category_probs(ref, text, m.family, m.logit_scale, m.logit_bias)
+    assert np.abs(diffs).max() == pytest.approx(gate["max_score_diff"], abs=1e-4)
+    png = cv2.imread(str(root / section["histogram"]))
+    assert png is not None and png.shape[2] == 3
+    assert "vision.int8" in (root / "calibration" / "report.md").read_text()
+
+
+def test_runtime_runs_the_int8_artifact(int8_demo: dict[str, Path]) -> None:
+    bundle = Bundle.open(int8_demo["clip"])
+    pixels = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    with ZeroShotModel(bundle, precision="int8") as int8, ZeroShotModel(bundle) as fp32:
+        assert int8.image_encoder.precision == "int8"
+        a, b = int8.embed_pixels(pixels), fp32.embed_pixels(pixels)
+    assert not np.array_equal(a, b)  # really another graph ...
+    assert np.all(np.sum(a * b, axis=1) > 0.95)  # ... computing the same embedding
+
+
+def test_a_foreign_artifact_is_refused(int8_demo: dict[str, Path], tiny_bundles: dict[str, Path],
+                                       tmp_path: Path) -> None:
+    """vision.int8 copied into another bundle (hashes updated) no longer matches that bundle's vision.onnx."""
+    import shutil
+
+    from edge.bundle import read_manifest, write_manifest
+
+    target = copy_bundle(tiny_bundles["clip"], tmp_path / "other")
+    shutil.copy(int8_demo["clip"] / "vision.int8.onnx", target / "vision.int8.onnx")
+    entry = read_manifest(int8_demo["clip"]).files["vision.int8"]
+    manifest = read_manifest(target)
+    write_manifest(target, manifest.model_copy(update={"files": {**manifest.files, "vision.int8": entry}}))
+    with pytest.raises(BundleError, match="calibrated from a different vision.onnx"):
+        ZeroShotModel(Bundle.open(target), precision="int8")
+
+
+def test_missing_precision_names_the_calibrate_command(tiny_bundles: dict[str, Path]) -> None:
+    with pytest.raises(BundleError, match="edge-inspect calibrate .* --precision int8"):
+        ZeroShotModel(Bundle.open(tiny_bundles["clip"]), precision="int8")
