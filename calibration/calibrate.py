@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
+from calibration import cpu_int8
 from calibration import fp16 as fp16_mod
 from calibration import int8 as int8_mod
 from calibration.data import CalibrationData, SplitSpec, load_calibration_data
@@ -25,6 +26,7 @@ from calibration.graph import groups
 from calibration.qdq_rules import summary, violations
 from calibration.ranges import FeedReader, activation_absmax, input_names
 from calibration.report import REPORT_DIR, histogram_png, update
+from calibration.sensitivity import Variants, keep_until_it_passes, rank
 from edge import __version__
 from edge.bundle import Bundle, CalibrationRecord, FileEntry, GateRecord, write_manifest
 from edge.config import TileConfig
@@ -41,6 +43,7 @@ class CalibrateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     precision: Literal["fp16", "int8"]
+    target: Literal["tensorrt", "cpu"] = "tensorrt"
     images: str
     method: int8_mod.Method = "minmax"
     percentile: float = Field(default=99.999, gt=0, le=100)
@@ -107,6 +110,8 @@ def calibrate(root: Path, opts: CalibrateOptions, quiet: bool = False) -> Outcom
                 ref_text = text_embeddings(fp32, prompts)
             if opts.precision == "fp16":
                 outcome = _fp16(bundle, fp32, opts, data, prompts, ref_image, ref_text, work, steps)
+            elif opts.target == "cpu":
+                outcome = _cpu_int8(bundle, fp32, opts, data, prompts, ref_image, ref_text, work, steps)
             else:
                 outcome = _int8(bundle, opts, data, prompts, ref_image, ref_text, work, steps)
         _require_gate(outcome, opts)
@@ -229,30 +234,22 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
     def evaluate(path: Path) -> Comparison:
         return compare(ref_image, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest)
 
+    variants = Variants(build, evaluate, opts.thresholds)
     with steps.step("quantize and gate: INT8 vs FP32 on the hold-out set"):
-        candidate = build(excluded)
-        comparison = evaluate(candidate)
-        gate = comparison.record(opts.thresholds, None)
+        candidate, comparison, gate = variants.gate(excluded)
         steps.info(f"cosine p1 {gate.cosine_p1:.5f}, verdict agreement {gate.verdict_agreement:.2%}")
-    sensitivity: list[dict[str, Any]] = []
+    ranked: list[dict[str, Any]] = []
     auto_steps: list[dict[str, Any]] = []
     needed = opts.sensitivity or not gate.passed
     with steps.step("sensitivity analysis, one group at a time" if needed else "sensitivity analysis: not needed"):
         if needed:
-            sensitivity = _sensitivity(by_group, excluded, quantizable, build, evaluate, opts.thresholds, steps)
-        if not gate.passed and opts.auto:
-            for cost in sensitivity:
-                excluded |= set(by_group[cost["group"]])
-                kept.append(cost["group"])
-                candidate = build(excluded)
-                comparison = evaluate(candidate)
-                gate = comparison.record(opts.thresholds, None)
-                auto_steps.append({"kept": ", ".join(kept), "cosine_p1": gate.cosine_p1,
-                                   "verdict_agreement": gate.verdict_agreement, "passed": gate.passed})
-                steps.info(f"kept {cost['group']} in float: cosine p1 {gate.cosine_p1:.5f}, "
-                           f"agreement {gate.verdict_agreement:.2%}")
-                if gate.passed:
-                    break
+            ranked = rank(variants, by_group, quantizable, excluded, steps)
+        fallback = keep_until_it_passes(variants, ranked, by_group, excluded, kept, steps) \
+            if not gate.passed and opts.auto else None
+        if fallback is not None:
+            candidate, comparison, gate, kept, auto_steps = (fallback.path, fallback.comparison, fallback.gate,
+                                                             fallback.kept, fallback.steps)
+            excluded = excluded.union(*(by_group[g] for g in kept if g in by_group))
     qdq = onnx.load(str(candidate))
     broken = violations(qdq, opts.quantize_attention)
     if broken:
@@ -264,7 +261,7 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
     candidate.replace(final)
     record = _record(bundle, "vision", opts.method, "qdq-s8s8", _ort_version() + " quantize_static (QDQ)", data,
                      kept).model_copy(update={"gate": gate})
-    reasons = {c["group"]: c for c in sensitivity}
+    reasons = {c["group"]: c for c in ranked}
     section = {
         "precision": "int8", "method": opts.method, "percentile": opts.percentile if opts.method == "percentile"
         else None, "data": _data_section(opts, data), "gate": gate.model_dump(), "qdq": summary(qdq),
@@ -274,23 +271,93 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
                         "reason": ("--exclude" if k in opts.exclude else
                                    f"automatic: alone in INT8 it gave cosine p1 {reasons[k]['cosine_p1']:.5f}")}
                        for k in kept],
-        "sensitivity": sensitivity, "auto_steps": auto_steps,
+        "sensitivity": ranked, "auto_steps": auto_steps,
     }
     artifact = Artifact("vision.int8", final, "int8", record)
     return Outcome([artifact], gate, section=section | {"_comparison": comparison})
 
 
-def _sensitivity(by_group: dict[str, list[str]], excluded: set[str], quantizable: list[str], build: Any,
-                 evaluate: Any, thresholds: Thresholds, steps: Steps) -> list[dict[str, Any]]:
-    """Quantize one group at a time (all else float); most damaging first."""
-    out = []
-    for i, (group, nodes) in enumerate(by_group.items(), 1):
-        only = set(quantizable) - (set(nodes) - excluded)
-        gate = evaluate(build(only)).record(thresholds, None)
-        out.append({"group": group, "nodes": len(nodes), "cosine_p1": gate.cosine_p1,
-                    "cosine_mean": gate.cosine_mean, "verdict_agreement": gate.verdict_agreement})
-        steps.info(f"sensitivity {i}/{len(by_group)}: {group} alone in INT8 -> cosine p1 {gate.cosine_p1:.5f}")
-    return sorted(out, key=lambda c: (c["cosine_p1"], c["verdict_agreement"]))
+def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: CalibrationData,
+              prompts: PromptSet, ref_image: np.ndarray, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
+    """Every ONNX Runtime int8 format, gated and timed here; the fastest that passes is kept."""
+    vnni = cpu_int8.has_vnni()
+    src = bundle.path("vision")
+    quantizable = int8_mod.linear_nodes(onnx.load(str(src)), opts.quantize_attention)
+    by_group = {g: [n for n in ns if n in set(quantizable)] for g, ns in groups(onnx.load(str(src))).items()}
+    excluded, kept = _resolve_excludes(opts.exclude, {g: ns for g, ns in by_group.items() if ns})
+    nodes = [n for n in quantizable if n not in excluded]
+    cache = work / "ranges-u8.json"
+    batches = _feeds(data.calibration)
+    with steps.step(f"calibration pass ({opts.method}, asymmetric for u8) over {len(data.calibration)} crops"):
+        reader = FeedReader(batches, _progress(steps, "calibration", len(batches)))
+        int8_mod.compute_ranges(src, reader, cache, opts.method, opts.percentile, symmetric=False)
+    texts = [t for c in prompts.categories for t in prompts.texts(c)]
+    with steps.step("text tower: dynamic int8 (prompt changes re-encode it on the station)"):
+        text_src = bundle.path("text")
+        text_file = cpu_int8.build("dynamic", text_src, work / "text.int8-cpu.onnx",
+                                   int8_mod.linear_nodes(onnx.load(str(text_src))), None, vnni)
+        text_timing = _prompt_timing(bundle, text_src, text_file)
+        steps.info(f"100 prompts: fp32 {text_timing['fp32_ms']:.0f} ms, int8 {text_timing['int8_ms']:.0f} ms")
+    fp32_b8 = seconds_per_image(src, data.holdout, batch=8)
+    fp32_b1 = seconds_per_image(src, data.holdout, batch=1, repeats=5)
+    candidates: list[dict[str, Any]] = []
+    best: tuple[float, str, Path, GateRecord, Comparison] | None = None
+    fallback: tuple[float, str, Path, GateRecord, Comparison] | None = None
+    with steps.step(f"candidates: {', '.join(cpu_int8.CPU_FORMATS)} (gate and speed each)"):
+        with ZeroShotModel(bundle, text_encoder=OrtTextEncoder(text_file)) as cand_model:
+            cand_text = text_embeddings(cand_model, prompts)
+            text_cos = cosines(fp32.embed_texts(texts), cand_model.embed_texts(texts))
+        for fmt in cpu_int8.CPU_FORMATS:
+            path = cpu_int8.build(fmt, src, work / f"vision.{fmt}.onnx", nodes, cache, vnni)
+            comparison = compare(ref_image, encode(path, data.holdout), ref_text, cand_text, prompts,
+                                 bundle.manifest, text_cos)
+            b8 = seconds_per_image(path, data.holdout, batch=8)
+            b1 = seconds_per_image(path, data.holdout, batch=1, repeats=5)
+            gate = comparison.record(opts.thresholds, b8 / fp32_b8)
+            candidates.append({"format": fmt, "images_per_s_b1": 1 / b1, "images_per_s_b8": 1 / b8,
+                               "speedup_b8": fp32_b8 / b8, "speedup_b1": fp32_b1 / b1, "cosine_p1": gate.cosine_p1,
+                               "verdict_agreement": gate.verdict_agreement, "passed": gate.passed})
+            steps.info(f"{fmt}: {1 / b8:.1f} image/s at batch 8 ({fp32_b8 / b8:.2f}x fp32), cosine p1 "
+                       f"{gate.cosine_p1:.5f}, agreement {gate.verdict_agreement:.2%}")
+            entry = (b8, fmt, path, gate, comparison)
+            if gate.passed and (best is None or b8 < best[0]):
+                best = entry
+            if fallback is None or b8 < fallback[0]:
+                fallback = entry
+    assert fallback is not None
+    _, chosen, path, gate, comparison = best or fallback
+    final = work / "vision.int8-cpu.onnx"
+    path.replace(final)
+    tool = _ort_version() + (" quantize_dynamic" if chosen == "dynamic" else " quantize_static")
+    vision_rec = _record(bundle, "vision", "dynamic" if chosen == "dynamic" else opts.method, chosen, tool, data,
+                         kept).model_copy(update={"gate": gate})
+    text_rec = _record(bundle, "text", "dynamic", "dynamic", _ort_version() + " quantize_dynamic", data,
+                       []).model_copy(update={"gate": gate})
+    section = {
+        "precision": "int8", "target": "cpu", "method": chosen, "data": _data_section(opts, data),
+        "gate": gate.model_dump(), "vnni": vnni, "reduce_range": not vnni, "candidates": candidates,
+        "fp32_images_per_s_b1": 1 / fp32_b1, "fp32_images_per_s_b8": 1 / fp32_b8,
+        "text_cosine_min": float(text_cos.min()), "text_prompts": len(texts), "text_timing": text_timing,
+        "kept_float": [{"name": k, "op": "group", "reason": "--exclude"} for k in kept],
+    }
+    return Outcome([Artifact("vision.int8-cpu", final, "int8", vision_rec),
+                    Artifact("text.int8-cpu", text_file, "int8", text_rec)], gate,
+                   section=section | {"_comparison": comparison})
+
+
+def _prompt_timing(bundle: Bundle, fp32_text: Path, int8_text: Path, count: int = 100) -> dict[str, float]:
+    """Milliseconds to encode ``count`` prompts: what an operator waits for after an edit."""
+    import time
+
+    texts = [f"a photo of a part with defect number {i}" for i in range(count)]
+    out = {}
+    for name, path in (("fp32", fp32_text), ("int8", int8_text)):
+        with ZeroShotModel(bundle, text_encoder=OrtTextEncoder(path)) as model:
+            model.embed_texts(texts[:8])  # warm-up
+            start = time.perf_counter()
+            model.embed_texts(texts)
+            out[f"{name}_ms"] = (time.perf_counter() - start) * 1000
+    return out
 
 
 def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
