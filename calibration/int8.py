@@ -55,10 +55,14 @@ def linear_nodes(model: onnx.ModelProto, include_attention: bool = False) -> lis
 
 
 def compute_ranges(
-    fp32: Path, reader: FeedReader, cache: Path, method: Method = "minmax", percentile: float = 99.999
+    fp32: Path, reader: FeedReader, cache: Path, method: Method = "minmax", percentile: float = 99.999,
+    symmetric: bool = True,
 ) -> None:
-    """Run the calibration pass once and store the ranges for every later variant."""
-    options: dict[str, object] = {"symmetric": True}
+    """Run the calibration pass once and store the ranges for every later variant.
+
+    Symmetric ranges for TensorRT's s8 activations; asymmetric ones for the CPU's u8.
+    """
+    options: dict[str, object] = {"symmetric": symmetric}
     if method == "percentile":
         options.update(num_bins=2048, percentile=percentile)
     elif method == "entropy":

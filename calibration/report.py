@@ -89,6 +89,17 @@ def markdown(report: dict[str, Any]) -> str:
                                                                          else ""), ""]
         if s.get("text_cosine_min") is not None:
             lines += [f"Text tower: min cosine over {s['text_prompts']} prompts {_f(s['text_cosine_min'])}.", ""]
+        if s.get("candidates"):
+            lines += [f"ONNX Runtime formats measured on this machine (VNNI: {'yes' if s['vnni'] else 'no'}); FP32: "
+                      f"{s['fp32_images_per_s_b1']:.1f} / {s['fp32_images_per_s_b8']:.1f} image/s at batch 1 / 8:", "",
+                      "| format | image/s b1 | image/s b8 | vs fp32 b8 | cosine p1 | agreement | gate |",
+                      "|---|---|---|---|---|---|---|"]
+            lines += [f"| {c['format']} | {c['images_per_s_b1']:.1f} | {c['images_per_s_b8']:.1f} | "
+                      f"{c['speedup_b8']:.2f}x | {_f(c['cosine_p1'])} | {c['verdict_agreement']:.2%} | "
+                      f"{'pass' if c['passed'] else 'FAIL'} |" for c in s["candidates"]]
+            t = s["text_timing"]
+            lines += ["", f"Written: **{s['method']}**, the fastest that passed. Text tower (dynamic int8): "
+                      f"100 prompts in {t['int8_ms']:.0f} ms (FP32 {t['fp32_ms']:.0f} ms).", ""]
         if s.get("kept_float"):
             lines += ["Kept in higher precision:", "", "| node or group | op | why |", "|---|---|---|"]
             lines += [f"| `{k['name']}` | {k.get('op', '')} | {k['reason']} |" for k in s["kept_float"]]

@@ -24,34 +24,51 @@ log = logging.getLogger("edge_inspect.model")
 
 
 def artifact_roles(bundle: Bundle, precision: Precision) -> tuple[str, str]:
-    """The (vision, text) file roles that serve ``precision``, refusing stale or missing artifacts.
+    """The (vision, text) file roles ONNX Runtime runs for ``precision``; refuses stale or missing ones.
 
-    A calibrated artifact records the sha256 of the FP32 file it was made from; one made
-    from another export (a bundle re-exported, a file copied in from elsewhere) is refused
-    rather than run next to a text tower it was never checked with.
+    For int8 the CPU artifact (``vision.int8-cpu``, in the format fastest on x86) wins over
+    TensorRT's Q/DQ graph, which ONNX Runtime can run but slowly. A calibrated artifact
+    records the sha256 of the FP32 file it was made from; one made from another export (a
+    bundle re-exported, a file copied in from elsewhere) is refused rather than run next to
+    a text tower it was never checked with.
     """
     files = bundle.manifest.files
-    vision = "vision" if precision == "fp32" else f"vision.{precision}"
+    if precision == "fp32":
+        vision, text = "vision", "text"
+    elif precision == "fp16":
+        vision, text = "vision.fp16", "text.fp16" if "text.fp16" in files else "text"
+    else:
+        cpu = "vision.int8-cpu" in files
+        vision = "vision.int8-cpu" if cpu else "vision.int8"
+        text = "text.int8-cpu" if cpu and "text.int8-cpu" in files else "text"
+        if not cpu and vision in files:
+            log.warning("%s: no CPU int8 artifact; running TensorRT's Q/DQ graph on ONNX Runtime, which is slow on "
+                        "x86 (make one with 'edge-inspect calibrate --precision int8 --target cpu')", bundle.root)
     if vision not in files:
+        target = " --target cpu" if precision == "int8" else ""
         raise BundleError(
             f"{bundle.root}: no {precision} vision model in the bundle; make it with 'edge-inspect calibrate "
-            f"{bundle.root} --images DIR --precision {precision}', or set model.precision: fp32."
+            f"{bundle.root} --images DIR --precision {precision}{target}', or set model.precision: fp32."
         )
-    text = "text.fp16" if precision == "fp16" and "text.fp16" in files else "text"
-    for role, source in ((vision, "vision"), (text, "text")):
-        record = files[role].calibration
-        if record is None:
-            continue
-        if record.derived_from != files[source].sha256:
-            raise BundleError(
-                f"{bundle.root / files[role].path}: calibrated from a different {source}.onnx than this bundle's; "
-                f"re-run 'edge-inspect calibrate --precision {precision}' on this bundle."
-            )
-        if record.gate is not None and not record.gate.passed:
-            log.warning("%s was written with --force although it failed the accuracy gate (cosine p1 %.4f, "
-                        "agreement %.1f%%)", files[role].path, record.gate.cosine_p1,
-                        100 * record.gate.verdict_agreement)
+    for role in (vision, text):
+        _check_derived(bundle, role, precision)
     return vision, text
+
+
+def _check_derived(bundle: Bundle, role: str, precision: str) -> None:
+    files = bundle.manifest.files
+    record = files[role].calibration
+    if record is None:
+        return
+    source = role.split(".")[0]
+    if record.derived_from != files[source].sha256:
+        raise BundleError(
+            f"{bundle.root / files[role].path}: calibrated from a different {source}.onnx than this bundle's; "
+            f"re-run 'edge-inspect calibrate --precision {precision}' on this bundle."
+        )
+    if record.gate is not None and not record.gate.passed:
+        log.warning("%s was written with --force although it failed the accuracy gate (cosine p1 %.4f, "
+                    "agreement %.1f%%)", files[role].path, record.gate.cosine_p1, 100 * record.gate.verdict_agreement)
 
 
 class ZeroShotModel:

@@ -16,6 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True,
                    help="folder of line images, or sim://line?seed=N for the simulated line")
     p.add_argument("--precision", choices=("fp16", "int8"), required=True)
+    p.add_argument("--target", choices=("tensorrt", "cpu"), default="tensorrt",
+                   help="int8 for a TensorRT engine (Q/DQ, s8s8) or for ONNX Runtime on a CPU-only station "
+                   "(the fastest ORT format that passes the gate); default %(default)s")
     p.add_argument("--method", default="minmax", help="int8 ranges: minmax | percentile | entropy (default minmax)")
     p.add_argument("--percentile", type=float, default=99.999, help="for --method percentile (default %(default)s)")
     p.add_argument("--calib-images", type=int, default=64, help="images to calibrate on (default %(default)s)")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--method {args.method}: unknown calibration method; use minmax, percentile or entropy.")
     try:
         opts = CalibrateOptions(
-            precision=args.precision, images=args.images, method=args.method, percentile=args.percentile,
+            precision=args.precision, target=args.target, images=args.images, method=args.method,
+            percentile=args.percentile,
             calib_images=args.calib_images, holdout_images=args.holdout_images, seed=args.seed,
             tiles=_tiles(args.tiles), prompts=args.prompts, exclude=tuple(args.exclude), auto=args.auto,
             sensitivity=args.sensitivity, quantize_attention=args.quantize_attention, headroom=args.headroom,
