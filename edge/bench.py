@@ -21,6 +21,8 @@ import cv2
 
 from edge.bundle import Bundle
 from edge.config import parse_config
+from edge.encoders.onnxruntime import OrtImageEncoder
+from edge.errors import ConfigError
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
 from edge.service.tiles import tiles_for
@@ -197,37 +199,90 @@ def mqtt_table(report: dict[str, Any]) -> str:
                               f"mosquitto; machine: {report['machine']}")
 
 
-def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | None, out: Path | None
-            ) -> dict[str, Any]:
-    """Image/s and latency percentiles of the vision encoder alone, per batch size."""
+VISION_ROLES = ("vision", "vision.fp16", "vision.int8", "vision.int8-cpu")
+
+
+def _time_batches(encoder: OrtImageEncoder, pixels: Any, iterations: int) -> Any:
     import numpy as np
 
+    encoder.encode_images(pixels)  # warm-up
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        encoder.encode_images(pixels)
+        times.append(time.perf_counter() - start)
+    return np.array(times) * 1000
+
+
+def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | None, out: Path | None,
+            roles: list[str] | None = None, checkpoint: str | None = None) -> dict[str, Any]:
+    """Image/s and latency percentiles of each vision artifact alone (ONNX Runtime), per batch size.
+
+    Each calibrated artifact's row carries its accuracy-gate numbers from the manifest, so a
+    speed-up is never quoted without what it cost. With ``checkpoint``, PyTorch eager on the
+    same frames is timed too (needs the export extra; the runtime itself never imports torch).
+    """
+    import numpy as np
+
+    opened = Bundle.open(bundle)
+    roles = roles or [r for r in VISION_ROLES if r in opened.manifest.files]
+    sim = LineSimulator(seed=0)
+    frames = [sim.frame(i).image for i in range(max(batches))]
     runs = []
-    with ZeroShotModel(Bundle.open(bundle), threads=threads) as model:
-        spec = model.bundle.manifest.image
-        sim = LineSimulator(seed=0)
-        frames = [sim.frame(i).image for i in range(max(batches))]
-        for batch in batches:
-            pixels = to_pixel_values(frames[:batch], spec)
-            model.image_encoder.encode_images(pixels)  # warm-up
-            times = []
-            for _ in range(iterations):
-                start = time.perf_counter()
-                model.image_encoder.encode_images(pixels)
-                times.append(time.perf_counter() - start)
-            t = np.array(times) * 1000
-            runs.append({"batch": batch, "images_per_s": round(batch * iterations / (t.sum() / 1000), 2),
-                         "p50_ms": round(float(np.percentile(t, 50)), 2),
-                         "p99_ms": round(float(np.percentile(t, 99)), 2)})
+    base: dict[int, float] = {}
+    for role in roles:
+        entry = opened.manifest.files.get(role)
+        if entry is None:
+            raise ConfigError(f"{bundle}: no '{role}' artifact; the bundle has "
+                              f"{', '.join(r for r in VISION_ROLES if r in opened.manifest.files)}.")
+        gate = entry.calibration.gate if entry.calibration else None
+        with OrtImageEncoder(opened.path(role), threads=threads, max_batch=max(batches)) as enc:
+            for batch in batches:
+                t = _time_batches(enc, to_pixel_values(frames[:batch], opened.manifest.image), iterations)
+                ips = batch * iterations / (t.sum() / 1000)
+                if role == "vision":
+                    base[batch] = ips
+                runs.append({"precision": entry.precision or "fp32", "artifact": entry.path, "batch": batch,
+                             "format": entry.calibration.format if entry.calibration else "fp32",
+                             "images_per_s": round(ips, 2),
+                             "vs_fp32": round(ips / base[batch], 2) if batch in base else None,
+                             "p50_ms": round(float(np.percentile(t, 50)), 2),
+                             "p99_ms": round(float(np.percentile(t, 99)), 2),
+                             "cosine_p1": round(gate.cosine_p1, 5) if gate else None,
+                             "verdict_agreement": gate.verdict_agreement if gate else None})
+    if checkpoint is not None:
+        runs += _eager(checkpoint, {b: to_pixel_values(frames[:b], opened.manifest.image) for b in batches},
+                       iterations, threads, base)
     report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "backend": "onnxruntime",
-              "precision": "fp32", "threads": threads, "runs": runs}
+              "threads": threads, "runs": runs}
     return _write(report, out)
 
 
+def _eager(checkpoint: str, pixels: dict[int, Any], iterations: int, threads: int | None,
+           base: dict[int, float]) -> list[dict[str, Any]]:
+    try:
+        from export.bench_torch import eager_runs
+    except ImportError as err:
+        raise ConfigError(f"--checkpoint needs the export extra ({err.name} is missing): "
+                          "pip install 'edge-inspect[export]'.") from err
+    runs = eager_runs(checkpoint, pixels, iterations, threads)
+    for r in runs:
+        fp32 = base.get(r["batch"])
+        r.update(artifact=checkpoint, format="pytorch eager fp32", cosine_p1=None, verdict_agreement=None,
+                 vs_fp32=round(r["images_per_s"] / fp32, 2) if fp32 else None)
+    return runs
+
+
 def encoder_table(report: dict[str, Any]) -> str:
-    rows = ["| batch | image/s | p50 ms | p99 ms |", "|---|---|---|---|"]
-    rows += [f"| {r['batch']} | {r['images_per_s']} | {r['p50_ms']} | {r['p99_ms']} |" for r in report["runs"]]
-    return "\n".join(rows) + f"\n\n{report['bundle']} ({report['backend']} {report['precision']}); {report['machine']}"
+    def f(x: Any, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
+    rows = ["| artifact | format | batch | image/s | vs fp32 | p50 ms | p99 ms | gate cosine p1 | gate agreement |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {Path(r['artifact']).name} | {r['format']} | {r['batch']} | {r['images_per_s']} | "
+             f"{f(r['vs_fp32'], '.2f')}x | {r['p50_ms']} | {r['p99_ms']} | {f(r['cosine_p1'], '.5f')} | "
+             f"{f(r['verdict_agreement'], '.2%')} |" for r in report["runs"]]
+    return "\n".join(rows) + f"\n\n{report['bundle']} ({report['backend']}); {report['machine']}"
 
 
 def sim(url: str, frames: int, out: Path | None) -> dict[str, Any]:

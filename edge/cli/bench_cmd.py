@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     enc.add_argument("--batches", default="1,4,8,16")
     enc.add_argument("--iterations", type=int, default=20)
     enc.add_argument("--threads", type=int)
+    enc.add_argument("--artifacts", help="comma list of vision roles: vision, vision.fp16, vision.int8, "
+                     "vision.int8-cpu (default: all the bundle has)")
+    enc.add_argument("--checkpoint", help="also time PyTorch eager on this checkpoint (needs the export extra)")
     enc.add_argument("--json", type=Path, default=Path("bench-encoder.json"), help="report file")
     sm = sub.add_parser("sim", help="simulated-line frames/s on one core")
     sm.add_argument("--url", default="sim://line?seed=0&size=640x480")
@@ -35,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.what == "encoder":
         batches = [int(b) for b in args.batches.split(",") if b.strip()]
-        report = encoder(args.bundle, batches, args.iterations, args.threads, args.json)
+        roles = [r for r in args.artifacts.split(",") if r.strip()] if args.artifacts else None
+        report = encoder(args.bundle, batches, args.iterations, args.threads, args.json, roles, args.checkpoint)
         print(encoder_table(report))
         print(f"wrote {args.json}")
         return 0
