@@ -74,7 +74,11 @@ class CameraConfig(_Strict):
 class ModelConfig(_Strict):
     bundle: Path
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
-    backend: Literal["onnxruntime", "tensorrt", "auto"] = "auto"
+    backend: Literal["onnxruntime", "tensorrt", "auto"] = Field(
+        default="auto", description="auto: TensorRT when it imports and a valid engine passes its self-test, "
+        "else ONNX Runtime (the status says why).")
+    fallback: bool = Field(default=False, description="With backend tensorrt: run ONNX Runtime (status degraded) "
+                           "instead of refusing to start when the engine cannot be used.")
     threads: int | None = Field(default=None, ge=1, le=256, description="ONNX Runtime threads.")
     max_batch: int = Field(default=16, ge=1, le=256)
 

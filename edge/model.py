@@ -84,11 +84,12 @@ class ZeroShotModel:
     ) -> None:
         self.bundle = bundle
         self.tokenizer = PromptTokenizer(bundle.path("tokenizer"), bundle.manifest.text)
-        vision, text = artifact_roles(bundle, precision)
-        self.image_encoder: ImageEncoder = image_encoder or OrtImageEncoder(
-            bundle.path(vision), precision=precision, threads=threads
-        )
-        self.text_encoder: TextEncoder = text_encoder or OrtTextEncoder(bundle.path(text), threads=threads)
+        if image_encoder is None or text_encoder is None:
+            vision, text = artifact_roles(bundle, precision)
+            image_encoder = image_encoder or OrtImageEncoder(bundle.path(vision), precision=precision, threads=threads)
+            text_encoder = text_encoder or OrtTextEncoder(bundle.path(text), threads=threads)
+        self.image_encoder: ImageEncoder = image_encoder
+        self.text_encoder: TextEncoder = text_encoder
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
         """pixel_values [B, 3, S, S] -> unit-length image embeddings [B, D]."""

@@ -30,6 +30,7 @@ import edge
 from edge.bundle import Bundle
 from edge.cameras import Camera, CameraState, Frame
 from edge.config import CameraConfig, ServiceConfig
+from edge.encoders.select import open_encoders
 from edge.errors import CameraError, ConfigError
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
@@ -92,7 +93,12 @@ class InspectionService:
         cfg = self.config
         bundle = Bundle.open(cfg.model.bundle)
         if self._model is None:
-            self._model = ZeroShotModel(bundle, threads=cfg.model.threads, precision=cfg.model.precision)
+            encoders = open_encoders(bundle, cfg.model)
+            self._model = ZeroShotModel(bundle, encoders.image, encoders.text)
+            if encoders.note and cfg.model.backend == "tensorrt":
+                self.status.problem("encoder", encoders.note)  # asked for TensorRT, fell back: degraded
+            elif encoders.note:
+                self.status.fact("backend_note", encoders.note)
         size = bundle.manifest.image.size
         self._model.embed_pixels(np.zeros((1, 3, size, size), np.float32))  # warm-up before the first frame
         self._model_ref = ModelRef(name=bundle.manifest.name, precision=cfg.model.precision,
