@@ -14,6 +14,8 @@ from edge.errors import EdgeInspectError
 COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export_cmd", "checkpoint -> ONNX model bundle (workstation; needs the export extra)"),
     "calibrate": ("calibrate_cmd", "FP16 / INT8 artifacts in a bundle, behind an accuracy gate (workstation)"),
+    "build": ("build_cmd", "TensorRT engines from the calibrated ONNX (on the device); --check for staleness"),
+    "selftest": ("selftest_cmd", "prove a device: build engines, self-test, compare with ONNX Runtime, time them"),
     "classify": ("classify_cmd", "score images against text labels with a bundle"),
     "run": ("run_cmd", "the inspection service (cameras -> verdicts -> sinks)"),
     "demo": ("demo_cmd", "the service on the simulated line with a demo model, end to end"),
@@ -31,6 +33,7 @@ first try:
 typical flow:
   edge-inspect export openai/clip-vit-base-patch32 --out bundles/clip-b32
   edge-inspect calibrate bundles/clip-b32 --images line-images/ --precision int8
+  edge-inspect build bundles/clip-b32 --precision int8     (on the device)
   edge-inspect classify --bundle bundles/clip-b32 --label "a scratched part" \\
       --label "a flawless part" frame.png
   edge-inspect run --config inspect.yaml
