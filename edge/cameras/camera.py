@@ -164,6 +164,10 @@ class Camera:
             except CameraError as err:
                 self._set_state(CameraState.RECONNECTING, str(err))
                 return False
+            except Exception as err:  # a source bug must not kill the thread while the state says streaming
+                log.exception("camera %s: source failed", self.name)
+                self._set_state(CameraState.RECONNECTING, f"source failed: {type(err).__name__}: {err}")
+                return False
             if raw is None:
                 return True
             self._publish(raw.image, raw.meta)

@@ -122,7 +122,7 @@ STAIN_COLOURS = ((30, 70, 150), (25, 45, 95), (35, 35, 35), (215, 225, 230), (40
 
 
 def stain(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Box:
-    side = int(16 + 180 * severity * rng.uniform(0.6, 1.0))
+    side = min(int(16 + 180 * severity * rng.uniform(0.6, 1.0)), min(mask.shape) - 1)  # small frames: fit the part
     blob = perlin_blob(side, rng)
     side = blob.shape[0]
     x, y = _pick_point(mask, side // 2, rng)

@@ -88,3 +88,11 @@ def test_sim_cli_writes_folder_and_video(tmp_path: Path) -> None:
 def test_sim_cli_bad_url(tmp_path: Path) -> None:
     line = one_line_error(run_cli("sim", "sim://line?speed=3", "--out", str(tmp_path), expect=7))
     assert "speed" in line
+
+
+@pytest.mark.parametrize("size", [(160, 120), (96, 72)])
+def test_small_frames_render_every_defect(size: tuple[int, int]) -> None:
+    """Defects are sized for the part, so a thumbnail-sized line (tests, low-res cameras) renders too."""
+    sim = LineSimulator(seed=3, size=size, defect_rate=1.0)
+    kinds = {f.truth.defect for f in (sim.frame(i) for i in range(60))}
+    assert kinds == set(DEFECTS) and sim.frame(0).image.shape == (size[1], size[0], 3)
