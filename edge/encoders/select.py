@@ -81,13 +81,14 @@ def tensorrt_encoders(bundle: Bundle, cfg: ModelConfig) -> Encoders:
 
 
 def open_encoders(bundle: Bundle, cfg: ModelConfig) -> Encoders:
-    if cfg.backend == "onnxruntime":
-        return onnxruntime_encoders(bundle, cfg)
+    if cfg.backend == "onnxruntime" or (cfg.backend == "auto" and cfg.precision == "fp32"):
+        return onnxruntime_encoders(bundle, cfg)  # fp32 has no engine: nothing to try, nothing to report
     try:
         return tensorrt_encoders(bundle, cfg)
     except EngineError as err:
         if cfg.backend == "tensorrt" and not cfg.fallback:
             raise
         note = f"TensorRT not used ({err}); running ONNX Runtime"
-        log.warning("%s", note)
+        # auto on a CPU-only box is the normal case (info); a fallback from an explicit 'tensorrt' is not
+        log.log(logging.WARNING if cfg.backend == "tensorrt" else logging.INFO, "%s", note)
         return onnxruntime_encoders(bundle, cfg, note)
