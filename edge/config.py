@@ -144,7 +144,24 @@ class MqttConfig(_Strict):
             except OSError as err:
                 raise ConfigError(f"mqtt.password_file {self.password_file}: {err.strerror}; "
                                   "check the path and its permissions.") from err
+        credential = Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) / "mqtt-password"
+        if credential.is_file():  # systemd's LoadCredential=mqtt-password:...
+            return credential.read_text(encoding="utf-8").strip()
         return os.environ.get(self.password_env)
+
+
+class HttpConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="Loopback by default; 0.0.0.0 exposes it to the network.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Health and metrics port (unset: off).")
+
+
+class OpsConfig(_Strict):
+    """Operating the box: health and metrics endpoint, stall detection, log format."""
+
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    stall_after_s: float = Field(default=15.0, gt=0, le=3600,
+                                 description="Inference loop silent this long: encoder unhealthy, watchdog stops.")
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one object per line (journald).")
 
 
 class ServiceConfig(_Strict):
@@ -158,6 +175,7 @@ class ServiceConfig(_Strict):
     state_dir: Path = Field(default=Path("var/edge-inspect"),
                             description="seq counter, embedding cache, evidence (systemd: StateDirectory).")
     mqtt: MqttConfig | None = None
+    ops: OpsConfig = Field(default_factory=OpsConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> ServiceConfig:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ def add_service_arguments(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_service_arguments(p)
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--log-format", choices=("text", "json"), help="overrides ops.log_format (json for journald)")
 
 
 def _overrides(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
@@ -66,15 +67,38 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.ops import logs
+    from edge.ops.notify import Notifier, Watchdog, watchdog_interval
     from edge.service.service import InspectionService
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = service_config(args)
+    logs.setup(args.log_level, args.log_format or cfg.ops.log_format)
+    notifier = Notifier()
     with InspectionService(cfg) as service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.request_stop())
-        service.run(duration=args.duration)
+        wait_for_cameras(service, timeout=10.0)
+        notifier.ready(service.status.summary())
+        service.status.listeners.append(notifier.status)
+        interval = watchdog_interval()
+        dog = Watchdog(notifier, interval, lambda: service.stalled_for() < cfg.ops.stall_after_s).start() \
+            if interval else None
+        try:
+            service.run(duration=args.duration)
+        finally:
+            notifier.stopping()
+            if dog is not None:
+                dog.stop()
     return 0
+
+
+def wait_for_cameras(service: Any, timeout: float) -> None:
+    """READY means the cameras were opened: wait until none is still starting (or the timeout)."""
+    from edge.cameras import CameraState
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(c.state == CameraState.STARTING for c in service.cameras.values()):
+        time.sleep(0.05)
 
 
 def dump_yaml(cfg: ServiceConfig) -> str:

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +47,7 @@ from edge.service.tiles import Tile, crop, tiles_for
 
 if TYPE_CHECKING:
     from edge.mqtt.bridge import MqttBridge
+    from edge.ops.http import OpsServer
 
 log = logging.getLogger("edge_inspect.service")
 
@@ -58,6 +59,7 @@ class Counters:
     stage_s: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "encode": 0.0,
                                                                "score": 0.0, "publish": 0.0})
     verdicts: dict[str, int] = field(default_factory=dict)
+    by_category: dict[tuple[str, str], int] = field(default_factory=dict)  # (verdict, category) -> count
 
 
 @dataclass
@@ -87,6 +89,9 @@ class InspectionService:
         self._threads: list[threading.Thread] = []
         self._bridge: MqttBridge | None = None
         self.cameras: dict[str, Camera] = {}
+        self.heartbeat = time.monotonic()  # the inference loop's last turn: stall detection, watchdog
+        self.batch_observers: list[Callable[[int, float], None]] = []  # (crops, encode seconds) per batch
+        self.ops: OpsServer | None = None
 
     # ---- start-up: everything that can be wrong is found before the first frame ----
     def start(self) -> InspectionService:
@@ -121,6 +126,10 @@ class InspectionService:
             self.cameras[cam.name] = Camera(cam, self._new_frame).start()
         self._spawn("inference", self._inference_loop)
         self._spawn("publisher", self._publish_loop)
+        if cfg.ops.http.port is not None:
+            from edge.ops.http import OpsServer
+
+            self.ops = OpsServer(self, cfg.ops).start()
         log.info("service started: %d camera(s), bundle %s, prompt set %s %s", len(self.cameras),
                  bundle.manifest.name, self.prompt_state.prompts.name, self.prompt_state.version)
         return self
@@ -257,6 +266,7 @@ class InspectionService:
         last: dict[str, int] = {}
         version = self.prompt_state.version
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             self._camera_health()
             batch = self._gather(last)
             if not batch:
@@ -311,6 +321,8 @@ class InspectionService:
             out.append((self._result(frame, part_id, frame_tiles, rows, state), frame.image))
         t3 = time.perf_counter()
         self._account(len(batch), t1 - t0, t2 - t1, t3 - t2)
+        for observe in self.batch_observers:
+            observe(len(crops), t2 - t1)
         return out
 
     def _account(self, frames: int, pre: float, enc: float, post: float) -> None:
@@ -388,6 +400,8 @@ class InspectionService:
             batch = self._number(batch)
             for result, image in batch:
                 self.counters.verdicts[result.verdict] = self.counters.verdicts.get(result.verdict, 0) + 1
+                key = (result.verdict, result.category)
+                self.counters.by_category[key] = self.counters.by_category.get(key, 0) + 1
                 if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
                     result.snapshot = self._evidence.save(image, result)
             results = [r for r, _ in batch]
@@ -399,6 +413,25 @@ class InspectionService:
             self.counters.stage_s["publish"] += time.perf_counter() - t0
         self.status.problem("results", None)
         self._done.set()
+
+    # ---- what operations read (health, metrics, watchdog) ----
+    def stalled_for(self, now: float | None = None) -> float:
+        """Seconds since the inference loop last turned (it turns at least every 50 ms when healthy)."""
+        if self._done.is_set():
+            return 0.0
+        return (now if now is not None else time.monotonic()) - self.heartbeat
+
+    @property
+    def backend(self) -> str | None:
+        return self._model_ref.backend if getattr(self, "_model_ref", None) is not None else None
+
+    @property
+    def result_queue_depth(self) -> int:
+        return self._results.qsize()
+
+    @property
+    def bridge(self) -> MqttBridge | None:
+        return self._bridge
 
     # ---- running and stopping ----
     def run(self, duration: float | None = None) -> None:
@@ -415,6 +448,8 @@ class InspectionService:
 
     def close(self) -> None:
         """Stop capture, let inference finish its batch, drain every queued result, flush."""
+        if self.ops is not None:
+            self.ops.stop()
         for cam in self.cameras.values():
             cam.stop()
         self._stop.set()

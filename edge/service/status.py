@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("edge_inspect.status")
@@ -18,6 +19,7 @@ class StatusBoard:
         self._problems: dict[str, str] = {}
         self._facts: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.listeners: list[Callable[[str], object]] = []  # called with summary() on every change
 
     def problem(self, component: str, reason: str | None) -> None:
         """Set (reason) or clear (None) a component's problem; log only changes."""
@@ -32,6 +34,13 @@ class StatusBoard:
                 log.info("%s: recovered", component)
             else:
                 log.warning("%s: %s", component, reason)
+            for listener in self.listeners:
+                listener(self.summary())
+
+    def summary(self) -> str:
+        """One line: 'online' or 'degraded: camera cam1: reconnecting; mqtt: ...' (systemd's STATUS=)."""
+        snap = self.snapshot()
+        return snap["state"] if not snap["reasons"] else f"{snap['state']}: {'; '.join(snap['reasons'])}"
 
     def fact(self, key: str, value: Any) -> None:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Running under systemd: readiness and watchdog, health and metrics over HTTP, structured logs."""

@@ -1,0 +1,134 @@
+"""``/metrics``: Prometheus text exposition with prometheus-client.
+
+Most values are read from the service at scrape time by one custom collector (Frigate's
+approach: no per-frame bookkeeping on the hot path); the two distributions - encoder
+seconds per batch and crops per batch - are histograms fed by the service's batch hook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+from edge.cameras import CameraState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from edge.service.service import InspectionService
+
+PREFIX = "edge_inspect"
+THERMAL = Path("/sys/devices/virtual/thermal")
+JETSON_GPU_LOAD = Path("/sys/devices/gpu.0/load")  # per mille, on Jetson
+
+
+def jetson_readings(thermal: Path = THERMAL, gpu_load: Path = JETSON_GPU_LOAD) -> dict[str, float]:
+    """GPU/SoC temperatures (deg C) and GPU load (0-1) where the kernel exposes them; {} elsewhere."""
+    out: dict[str, float] = {}
+    for zone in sorted(thermal.glob("thermal_zone*")):
+        try:
+            kind = (zone / "type").read_text().strip()
+            if "gpu" in kind.lower() or "soc" in kind.lower() or "cpu" in kind.lower():
+                out[f"temp:{kind}"] = int((zone / "temp").read_text().strip()) / 1000
+        except (OSError, ValueError):
+            continue
+    with contextlib.suppress(OSError, ValueError):
+        out["gpu_load"] = int(gpu_load.read_text().strip()) / 1000
+    return out
+
+
+class ServiceCollector:
+    """Reads cameras, queues, outbox, MQTT, verdicts and the prompt set on each scrape."""
+
+    def __init__(self, service: InspectionService) -> None:
+        self.service = service
+        self._last: dict[str, tuple[float, int]] = {}  # camera -> (time, frames) at the previous scrape
+        self._lock = threading.Lock()
+
+    def _fps(self, name: str, frames: int) -> float:
+        now = time.monotonic()
+        with self._lock:
+            then, before = self._last.get(name, (now, frames))
+            self._last[name] = (now, frames)
+        return (frames - before) / (now - then) if now > then else 0.0
+
+    def collect(self) -> Iterator[Any]:
+        svc = self.service
+        up = GaugeMetricFamily(f"{PREFIX}_camera_up", "1 while the camera delivers frames", labels=["camera"])
+        fps = GaugeMetricFamily(f"{PREFIX}_camera_fps", "frames per second since the previous scrape",
+                                labels=["camera"])
+        frames = CounterMetricFamily(f"{PREFIX}_camera_frames", "frames captured", labels=["camera"])
+        dropped = CounterMetricFamily(f"{PREFIX}_camera_frames_dropped",
+                                      "frames replaced by a newer one before inference took them", labels=["camera"])
+        reconnects = CounterMetricFamily(f"{PREFIX}_camera_reconnects", "reconnect attempts", labels=["camera"])
+        for name, cam in svc.cameras.items():
+            st = cam.stats
+            up.add_metric([name], 1.0 if cam.state == CameraState.STREAMING and not cam.stale else 0.0)
+            fps.add_metric([name], self._fps(name, st.frames))
+            frames.add_metric([name], st.frames)
+            dropped.add_metric([name], st.skipped)
+            reconnects.add_metric([name], st.reconnects)
+        yield from (up, fps, frames, dropped, reconnects)
+        yield GaugeMetricFamily(f"{PREFIX}_result_queue_depth", "results waiting for the publisher",
+                                value=svc.result_queue_depth)
+        yield GaugeMetricFamily(f"{PREFIX}_inference_stalled_seconds", "seconds since the inference loop last turned",
+                                value=svc.stalled_for())
+        yield CounterMetricFamily(f"{PREFIX}_inspected_frames", "frames inspected", value=svc.counters.inspected)
+        verdicts = CounterMetricFamily(f"{PREFIX}_verdicts", "results by verdict and deciding category",
+                                       labels=["verdict", "category"])
+        for (verdict, category), n in sorted(svc.counters.by_category.items()):
+            verdicts.add_metric([verdict, category], n)
+        yield verdicts
+        state = svc.prompt_state if hasattr(svc, "_prompt_state") else None
+        if state is not None:
+            info = InfoMetricFamily(f"{PREFIX}_prompt_set", "the active prompt set")
+            info.add_metric([], {"name": state.prompts.name, "version": state.version})
+            yield info
+        yield GaugeMetricFamily(f"{PREFIX}_healthy", "1 when the status board has no problem",
+                                value=1.0 if svc.status.state == "online" else 0.0)
+        bridge = svc.bridge
+        if bridge is not None:
+            stats = bridge.outbox.stats()
+            yield GaugeMetricFamily(f"{PREFIX}_outbox_backlog", "results not yet acknowledged by the broker",
+                                    value=float(stats["backlog"] or 0))
+            yield GaugeMetricFamily(f"{PREFIX}_outbox_oldest_undelivered_seconds",
+                                    "age of the oldest undelivered result (0 when none)",
+                                    value=float(stats["oldest_undelivered_s"] or 0))
+            yield GaugeMetricFamily(f"{PREFIX}_mqtt_connected", "1 while connected to the broker",
+                                    value=1.0 if bridge.link.state.connected else 0.0)
+        readings = jetson_readings()
+        if readings:
+            temp = GaugeMetricFamily(f"{PREFIX}_soc_temperature_celsius", "thermal zones (Jetson)", labels=["zone"])
+            for key, value in readings.items():
+                if key.startswith("temp:"):
+                    temp.add_metric([key[5:]], value)
+            yield temp
+            if "gpu_load" in readings:
+                yield GaugeMetricFamily(f"{PREFIX}_gpu_load_ratio", "GPU load 0-1 (Jetson)", value=readings["gpu_load"])
+
+
+class Metrics:
+    """A registry of its own (no process-global state), fed by the service's batch hook."""
+
+    def __init__(self, service: InspectionService) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(ServiceCollector(service))  # type: ignore[arg-type]
+        self.inference = Histogram(f"{PREFIX}_inference_seconds", "encoder time per batch", registry=self.registry,
+                                   buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
+        self.batch = Histogram(f"{PREFIX}_batch_crops", "crops per encoder batch", registry=self.registry,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        service.batch_observers.append(self.observe)
+
+    def observe(self, crops: int, seconds: float) -> None:
+        self.inference.observe(seconds)
+        self.batch.observe(crops)
+
+    def exposition(self) -> bytes:
+        data: bytes = generate_latest(self.registry)
+        return data
