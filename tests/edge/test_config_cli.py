@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.edge.conftest import PROMPTS
@@ -63,3 +64,17 @@ def test_run_stops_cleanly_on_sigterm(tiny_bundles: dict[str, Path], tmp_path: P
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) >= 5 and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     assert "service started" in err
+
+
+def test_mqtt_password_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """password_file, then systemd's LoadCredential (\\$CREDENTIALS_DIRECTORY/mqtt-password), then the env."""
+    from edge.config import MqttConfig
+
+    monkeypatch.setenv("EDGE_INSPECT_MQTT_PASSWORD", "from-env")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert MqttConfig(host="h").password() == "from-env"
+    (tmp_path / "mqtt-password").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert MqttConfig(host="h").password() == "from-credential"
+    (tmp_path / "pw").write_text("from-file")
+    assert MqttConfig(host="h", password_file=tmp_path / "pw").password() == "from-file"
