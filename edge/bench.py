@@ -202,7 +202,7 @@ def mqtt_table(report: dict[str, Any]) -> str:
 VISION_ROLES = ("vision", "vision.fp16", "vision.int8", "vision.int8-cpu")
 
 
-def _time_batches(encoder: OrtImageEncoder, pixels: Any, iterations: int) -> Any:
+def _time_batches(encoder: Any, pixels: Any, iterations: int) -> Any:
     import numpy as np
 
     encoder.encode_images(pixels)  # warm-up
@@ -222,7 +222,6 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
     speed-up is never quoted without what it cost. With ``checkpoint``, PyTorch eager on the
     same frames is timed too (needs the export extra; the runtime itself never imports torch).
     """
-    import numpy as np
 
     opened = Bundle.open(bundle)
     roles = roles or [r for r in VISION_ROLES if r in opened.manifest.files]
@@ -230,6 +229,7 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
     frames = [sim.frame(i).image for i in range(max(batches))]
     runs = []
     base: dict[int, float] = {}
+    pixels = {b: to_pixel_values(frames[:b], opened.manifest.image) for b in batches}
     for role in roles:
         entry = opened.manifest.files.get(role)
         if entry is None:
@@ -238,24 +238,68 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
         gate = entry.calibration.gate if entry.calibration else None
         with OrtImageEncoder(opened.path(role), threads=threads, max_batch=max(batches)) as enc:
             for batch in batches:
-                t = _time_batches(enc, to_pixel_values(frames[:batch], opened.manifest.image), iterations)
-                ips = batch * iterations / (t.sum() / 1000)
-                if role == "vision":
-                    base[batch] = ips
-                runs.append({"precision": entry.precision or "fp32", "artifact": entry.path, "batch": batch,
-                             "format": entry.calibration.format if entry.calibration else "fp32",
-                             "images_per_s": round(ips, 2),
-                             "vs_fp32": round(ips / base[batch], 2) if batch in base else None,
-                             "p50_ms": round(float(np.percentile(t, 50)), 2),
-                             "p99_ms": round(float(np.percentile(t, 99)), 2),
+                row = _row(enc, pixels[batch], iterations, base, reference=role == "vision")
+                runs.append({"backend": "onnxruntime", "precision": entry.precision or "fp32", "artifact": entry.path,
+                             "format": entry.calibration.format if entry.calibration else "fp32", **row,
                              "cosine_p1": round(gate.cosine_p1, 5) if gate else None,
                              "verdict_agreement": gate.verdict_agreement if gate else None})
+    trt_runs, trt_note = _tensorrt_runs(opened, pixels, iterations, base)
+    runs += trt_runs
     if checkpoint is not None:
-        runs += _eager(checkpoint, {b: to_pixel_values(frames[:b], opened.manifest.image) for b in batches},
-                       iterations, threads, base)
-    report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "backend": "onnxruntime",
-              "threads": threads, "runs": runs}
+        runs += _eager(checkpoint, pixels, iterations, threads, base)
+    report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "threads": threads,
+              "tensorrt": trt_note or "timed", "runs": runs}
     return _write(report, out)
+
+
+def _row(encoder: Any, pixels: Any, iterations: int, base: dict[int, float], reference: bool) -> dict[str, Any]:
+    """Time one encoder at one batch; the FP32 ONNX (``reference``) sets what 'vs fp32' divides by."""
+    import numpy as np
+
+    batch = len(pixels)
+    t = _time_batches(encoder, pixels, iterations)
+    ips = batch * iterations / (t.sum() / 1000)
+    if reference:
+        base[batch] = ips
+    fp32 = base.get(batch)
+    return {"batch": batch, "images_per_s": round(ips, 2), "vs_fp32": round(ips / fp32, 2) if fp32 else None,
+            "p50_ms": round(float(np.percentile(t, 50)), 2), "p99_ms": round(float(np.percentile(t, 99)), 2)}
+
+
+def _tensorrt_runs(bundle: Bundle, pixels: dict[int, Any], iterations: int,
+                   base: dict[int, float]) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows for every fresh TensorRT engine of the bundle, or why there are none."""
+    from edge.engines.manifest import engine_paths, mismatches, read_engine_manifest
+    from edge.errors import EngineError
+
+    try:
+        from edge.encoders.cuda_memory import CudaDevice
+        from edge.encoders.tensorrt import TrtImageEncoder
+        from edge.engines.device import device_facts
+
+        facts = device_facts()
+    except EngineError as err:
+        return [], f"not timed: {err}"
+    runs: list[dict[str, Any]] = []
+    for precision in ("fp16", "int8"):
+        engine, manifest_path = engine_paths(bundle, "vision", precision)
+        if not manifest_path.is_file():
+            continue
+        manifest = read_engine_manifest(manifest_path)
+        if mismatches(manifest, bundle, facts, engine):
+            continue
+        device = CudaDevice.open()
+        try:
+            with TrtImageEncoder(engine, device, precision, None) as enc:
+                for batch, px in pixels.items():
+                    if batch <= enc.max_batch:
+                        runs.append({"backend": "tensorrt", "precision": precision, "artifact": engine.name,
+                                     "format": f"engine ({manifest.device.gpu_name})",
+                                     **_row(enc, px, iterations, base, reference=False), "cosine_p1": None,
+                                     "verdict_agreement": None})
+        finally:
+            device.close()
+    return runs, None if runs else "no fresh engine: run 'edge-inspect build'"
 
 
 def _eager(checkpoint: str, pixels: dict[int, Any], iterations: int, threads: int | None,
@@ -268,7 +312,7 @@ def _eager(checkpoint: str, pixels: dict[int, Any], iterations: int, threads: in
     runs = eager_runs(checkpoint, pixels, iterations, threads)
     for r in runs:
         fp32 = base.get(r["batch"])
-        r.update(artifact=checkpoint, format="pytorch eager fp32", cosine_p1=None, verdict_agreement=None,
+        r.update(backend="pytorch", artifact=checkpoint, format="eager fp32", cosine_p1=None, verdict_agreement=None,
                  vs_fp32=round(r["images_per_s"] / fp32, 2) if fp32 else None)
     return runs
 
@@ -277,12 +321,12 @@ def encoder_table(report: dict[str, Any]) -> str:
     def f(x: Any, fmt: str) -> str:
         return "-" if x is None else format(x, fmt)
 
-    rows = ["| artifact | format | batch | image/s | vs fp32 | p50 ms | p99 ms | gate cosine p1 | gate agreement |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    rows += [f"| {Path(r['artifact']).name} | {r['format']} | {r['batch']} | {r['images_per_s']} | "
-             f"{f(r['vs_fp32'], '.2f')}x | {r['p50_ms']} | {r['p99_ms']} | {f(r['cosine_p1'], '.5f')} | "
-             f"{f(r['verdict_agreement'], '.2%')} |" for r in report["runs"]]
-    return "\n".join(rows) + f"\n\n{report['bundle']} ({report['backend']}); {report['machine']}"
+    rows = ["| backend | artifact | format | batch | image/s | vs fp32 | p50 ms | p99 ms | gate cosine p1 | "
+            "gate agreement |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {r['backend']} | {Path(r['artifact']).name} | {r['format']} | {r['batch']} | "
+             f"{r['images_per_s']} | {f(r['vs_fp32'], '.2f')}x | {r['p50_ms']} | {r['p99_ms']} | "
+             f"{f(r['cosine_p1'], '.5f')} | {f(r['verdict_agreement'], '.2%')} |" for r in report["runs"]]
+    return "\n".join(rows) + f"\n\n{report['bundle']}; TensorRT {report['tensorrt']}; {report['machine']}"
 
 
 def sim(url: str, frames: int, out: Path | None) -> dict[str, Any]:
