@@ -80,8 +80,9 @@ class Artifact:
 class Outcome:
     artifacts: list[Artifact]
     gate: GateRecord
+    comparison: Comparison  # per-image numbers behind the gate, for the histogram
+    section: dict[str, Any] = field(default_factory=dict)  # this artifact's part of report.json
     report: Path | None = None
-    section: dict[str, Any] = field(default_factory=dict)
 
 
 def default_prompts() -> Path:
@@ -192,7 +193,7 @@ def _fp16(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: Cal
         "kept_float": [{"name": k.node, "op": k.op, "reason": k.reason, "tower": t}
                        for t, p in plans.items() for k in p.kept],
     }
-    return Outcome(artifacts, gate, section=section | {"_comparison": comparison})
+    return Outcome(artifacts, gate, comparison, section)
 
 
 def _resolve_excludes(requested: tuple[str, ...], by_group: dict[str, list[str]]) -> tuple[set[str], list[str]]:
@@ -274,7 +275,7 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
         "sensitivity": ranked, "auto_steps": auto_steps,
     }
     artifact = Artifact("vision.int8", final, "int8", record)
-    return Outcome([artifact], gate, section=section | {"_comparison": comparison})
+    return Outcome([artifact], gate, comparison, section)
 
 
 def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: CalibrationData,
@@ -342,7 +343,7 @@ def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data:
     }
     return Outcome([Artifact("vision.int8-cpu", final, "int8", vision_rec),
                     Artifact("text.int8-cpu", text_file, "int8", text_rec)], gate,
-                   section=section | {"_comparison": comparison})
+                   comparison, section)
 
 
 def _prompt_timing(bundle: Bundle, fp32_text: Path, int8_text: Path, count: int = 100) -> dict[str, float]:
@@ -401,7 +402,7 @@ def _commit(bundle: Bundle, outcome: Outcome) -> Path:
         files[a.role] = FileEntry(path=dest.name, sha256=sha256_file(dest), precision=a.precision,  # type: ignore[arg-type]
                                   calibration=a.record)
     role = outcome.artifacts[0].role
-    comparison: Comparison = outcome.section.pop("_comparison")
+    comparison = outcome.comparison
     (root / REPORT_DIR).mkdir(exist_ok=True)
     png = root / REPORT_DIR / f"{role}-score-diff.png"
     histogram_png(comparison.score_diffs, png, f"{role}: {comparison.cosines.size} hold-out crops")
