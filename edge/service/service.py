@@ -38,6 +38,7 @@ from edge.prompts import PromptSet, load_prompt_set, parse_prompt_set
 from edge.results import InspectionResult, ModelRef, PromptSetRef, TileRef, iso_ms
 from edge.service.decision import Smoother, decide
 from edge.service.evidence import EvidenceStore
+from edge.service.prompt_history import PromptHistory
 from edge.service.prompt_state import EmbeddingCache, PromptState, build_state, score
 from edge.service.prompt_watch import PromptFileWatcher
 from edge.service.sequence import SequenceCounter
@@ -92,6 +93,7 @@ class InspectionService:
         self.heartbeat = time.monotonic()  # the inference loop's last turn: stall detection, watchdog
         self.batch_observers: list[Callable[[int, float], None]] = []  # (crops, encode seconds) per batch
         self.ops: OpsServer | None = None
+        self.history = PromptHistory(config.state_dir / "prompt-sets")
 
     # ---- start-up: everything that can be wrong is found before the first frame ----
     def start(self) -> InspectionService:
@@ -161,6 +163,7 @@ class InspectionService:
         base = base or self.config.prompts.resolve().parent
         state = build_state(self._model, prompts, base, self._cache, source)
         self._prompt_state = state  # one reference swap: a frame sees the old set or the new one
+        self.history.record(prompts, source)
         self.status.fact("prompt_set", {"name": prompts.name, "version": state.version})
         if self._bridge is not None:
             self._bridge.publish_prompts()
@@ -189,6 +192,11 @@ class InspectionService:
         tmp.replace(path)
         self._watcher.acknowledge()
         return state
+
+    def rollback(self, version: str, source: str) -> PromptState:
+        """Activate an earlier set from the history, through the same path as any edit."""
+        prompts = self.history.load(version)
+        return self.apply_prompt_set(prompts.model_dump(mode="json"), f"rollback to {version} by {source}")
 
     def preview(self, data: object) -> dict[str, object]:
         """Score the newest frame of every camera with a candidate set; nothing changes."""
