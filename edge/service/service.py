@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,7 @@ class InspectionService:
         self.batch_observers: list[Callable[[int, float], None]] = []  # (crops, encode seconds) per batch
         self.ops: OpsServer | None = None
         self.history = PromptHistory(config.state_dir / "prompt-sets")
+        self.recent: deque[InspectionResult] = deque(maxlen=500)  # the operator page's history view
 
     # ---- start-up: everything that can be wrong is found before the first frame ----
     def start(self) -> InspectionService:
@@ -413,6 +415,7 @@ class InspectionService:
                 if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
                     result.snapshot = self._evidence.save(image, result)
             results = [r for r, _ in batch]
+            self.recent.extend(results)
             if self._bridge is not None and results:
                 self._bridge.store(results, self._stop)  # durable before any sink sees them
             for result in results:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,46 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.bundle import Bundle
-from edge.config import ServiceConfig, parse_config
+from edge.config import ServiceConfig
 from edge.encoders.onnxruntime import OrtTextEncoder
 from edge.model import ZeroShotModel
-from edge.mqtt.local_broker import free_port
 from edge.ops.metrics import jetson_readings
 from edge.service.service import InspectionService
-from tests.edge.conftest import PROMPTS
-from tests.edge.ops.conftest import Broker, HangingEncoder
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout} s")
-
-
-@pytest.fixture
-def config(tiny_bundles: dict[str, Path], tmp_path: Path) -> Callable[..., ServiceConfig]:
-    prompts = tmp_path / "prompts.yaml"
-    prompts.write_text(PROMPTS)
-
-    def make(cameras: list[dict[str, Any]] | None = None, **extra: Any) -> ServiceConfig:
-        data = {"cameras": cameras or [{"name": "cam1", "source": "sim://line?seed=1&size=160x120", "fps": 20}],
-                "model": {"bundle": str(tiny_bundles["clip"])}, "prompts": str(prompts),
-                "state_dir": str(tmp_path / "state"), "station": {"site": "s", "line": "l", "station": "st"},
-                "ops": {"http": {"port": free_port()}, "stall_after_s": 1.0}, **extra}
-        return parse_config(data, "test")
-    return make
+from tests.edge.ops.conftest import Broker, HangingEncoder, get, wait_for
 
 
 def health(svc: InspectionService) -> tuple[int, dict[str, Any]]:

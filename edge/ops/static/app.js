@@ -1,0 +1,199 @@
+// edge-inspect operator page: plain JavaScript, no build step, no CDN (plants are often offline).
+"use strict";
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+};
+
+async function api(path, body) {
+  const opts = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
+                                          body: JSON.stringify(body)};
+  let res;
+  try { res = await fetch(path, opts); } catch (err) {
+    throw {error: "the service does not answer (connection lost?); your edits are kept on this page"};
+  }
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw data;
+  return data;
+}
+
+function say(text, error = false) {
+  const m = $("#edit-message");
+  m.textContent = text; m.classList.toggle("error", error);
+}
+
+// ---- tabs ----
+for (const b of document.querySelectorAll("nav button")) {
+  b.addEventListener("click", () => {
+    document.querySelectorAll("nav button, .tab").forEach(x => x.classList.remove("on"));
+    b.classList.add("on"); $("#" + b.dataset.tab).classList.add("on");
+    if (b.dataset.tab === "history") loadResults();
+    if (b.dataset.tab === "prompts") loadVersions();
+  });
+}
+
+// ---- live view ----
+async function refreshState() {
+  let s;
+  try { s = await api("/api/state"); $("#connection").textContent = ""; }
+  catch (err) { $("#connection").textContent = err.error || "connection lost"; return; }
+  $("#health").textContent = s.healthy ? "healthy" : "degraded";
+  $("#health").className = "badge " + (s.healthy ? "healthy" : "unhealthy");
+  $("#ps-name").textContent = s.prompt_set.name; $("#ps-version").textContent = s.prompt_set.version;
+  $("#backend").textContent = s.backend || "";
+  $("#health-detail").textContent = JSON.stringify(s.health, null, 2);
+  const grid = $("#cameras");
+  for (const [name, cam] of Object.entries(s.cameras)) {
+    let card = document.getElementById("cam-" + name);
+    if (!card) {
+      card = el("div", {class: "camera", id: "cam-" + name}, el("h3", {}, name), el("img", {alt: name}),
+                el("div", {class: "info"}));
+      grid.append(card);
+      const opt = el("option", {}, name); $("#f-camera").append(opt);
+    }
+    $("img", card).src = `/api/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}`;
+    const r = cam.result;
+    const info = $(".info", card); info.replaceChildren(
+      el("div", {}, `camera ${cam.state}`, cam.last_error ? ` (${cam.last_error})` : ""),
+      r ? el("div", {}, el("span", {class: "verdict " + r.verdict}, r.verdict), ` ${r.category} ${r.score.toFixed(3)}`,
+             el("small", {}, ` set ${r.version}, seq ${r.seq}`)) : el("div", {}, "no result yet"),
+      r ? el("div", {class: "top"}, r.top.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(" · ")) : "");
+  }
+}
+
+// ---- prompt editor ----
+let active = null;
+function categoryRow(c = {name: "", prompts: [""], ok: false, threshold: null}, i = 0) {
+  const tr = el("tr", {},
+    el("td", {}, el("input", {class: "c-name", value: c.name, "data-field": `categories.${i}.name`})),
+    el("td", {}, el("textarea", {class: "c-prompts", rows: 2, "data-field": `categories.${i}.prompts`})),
+    el("td", {}, el("input", {class: "c-ok", type: "checkbox"})),
+    el("td", {}, el("input", {class: "c-threshold", type: "number", step: "0.01", min: 0, max: 1,
+                              value: c.threshold ?? "", "data-field": `categories.${i}.threshold`})),
+    el("td", {}, el("button", {onclick: () => { tr.remove(); renumber(); }}, "Remove")));
+  $(".c-prompts", tr).value = (c.prompts || []).join("\n");
+  $(".c-ok", tr).checked = !!c.ok;
+  return tr;
+}
+function renumber() {
+  document.querySelectorAll("#categories tbody tr").forEach((tr, i) => {
+    $(".c-name", tr).dataset.field = `categories.${i}.name`;
+    $(".c-prompts", tr).dataset.field = `categories.${i}.prompts`;
+    $(".c-threshold", tr).dataset.field = `categories.${i}.threshold`;
+  });
+}
+function fill(set) {
+  $("#set-name").value = set.name;
+  $("#templates").value = set.templates.join("\n");
+  $("#threshold").value = set.decision.threshold; $("#margin").value = set.decision.uncertain_margin;
+  const body = $("#categories tbody"); body.replaceChildren();
+  set.categories.forEach((c, i) => body.append(categoryRow(c, i)));
+}
+function edited() {
+  const set = structuredClone(active);
+  set.name = $("#set-name").value;
+  set.templates = $("#templates").value.split("\n").map(s => s.trim()).filter(Boolean);
+  set.decision.threshold = parseFloat($("#threshold").value);
+  set.decision.uncertain_margin = parseFloat($("#margin").value);
+  const old = Object.fromEntries(active.categories.map(c => [c.name, c]));
+  set.categories = [...document.querySelectorAll("#categories tbody tr")].map(tr => {
+    const name = $(".c-name", tr).value.trim();
+    const t = $(".c-threshold", tr).value;
+    return {...(old[name] || {}), name, ok: $(".c-ok", tr).checked, threshold: t === "" ? null : parseFloat(t),
+            prompts: $(".c-prompts", tr).value.split("\n").map(s => s.trim()).filter(Boolean)};
+  });
+  const names = new Set(set.categories.map(c => c.name));
+  set.decision.thresholds = Object.fromEntries(Object.entries(set.decision.thresholds || {})
+                                               .filter(([k]) => names.has(k)));
+  return set;
+}
+function clearErrors() {
+  document.querySelectorAll(".field-error").forEach(e => e.remove());
+  document.querySelectorAll("[data-invalid]").forEach(e => e.removeAttribute("data-invalid"));
+}
+function showErrors(err) {
+  clearErrors();
+  say(err.error || "failed", true);
+  for (const f of err.fields || []) {
+    const field = document.querySelector(`[data-field="${f.field}"]`) ||
+                  document.querySelector(`[data-field="${f.field.split(".").slice(0, 3).join(".")}"]`);
+    const msg = el("div", {class: "field-error"}, `${f.field}: ${f.message}`);
+    if (field) { field.setAttribute("data-invalid", ""); field.after(msg); } else $("#edit-message").after(msg);
+  }
+}
+async function loadPrompts() {
+  const p = await api("/api/prompts");
+  active = p.active; fill(active); renderVersions(p.history, p.version);
+}
+function renderVersions(history, current) {
+  const body = $("#versions tbody"); body.replaceChildren();
+  for (const h of history) {
+    body.append(el("tr", {}, el("td", {}, h.ts), el("td", {}, el("code", {}, h.version)), el("td", {}, h.name),
+      el("td", {}, h.source),
+      el("td", {}, h.version === current ? "active" :
+        el("button", {class: "rollback", "data-version": h.version, onclick: () => rollback(h.version)}, "Roll back"))));
+  }
+}
+async function loadVersions() { try { const p = await api("/api/prompts"); renderVersions(p.history, p.version); } catch (e) {} }
+function operator() {
+  const name = $("#operator").value.trim();
+  if (!name) { say("enter your name first: every change is recorded with it", true); $("#operator").focus(); }
+  return name;
+}
+$("#add-category").addEventListener("click", () => {
+  $("#categories tbody").append(categoryRow(undefined, $("#categories tbody").children.length));
+});
+$("#reset").addEventListener("click", () => { clearErrors(); fill(active); say("edits discarded"); });
+$("#preview").addEventListener("click", async () => {
+  clearErrors(); say("scoring the current frames ...");
+  try {
+    const r = await api("/api/prompts/preview", {prompt_set: edited()});
+    const rows = Object.entries(r.cameras).map(([cam, v]) => el("tr", {}, el("td", {}, cam),
+      el("td", {}, `${v.active.verdict} ${v.active.category} ${v.active.score}`),
+      el("td", {}, el("span", {class: "verdict " + v.candidate.verdict}, v.candidate.verdict),
+         ` ${v.candidate.category} ${v.candidate.score}`)));
+    $("#preview-result").replaceChildren(el("table", {id: "preview-table"},
+      el("thead", {}, el("tr", {}, el("th", {}, "camera"), el("th", {}, "active set"),
+         el("th", {}, `edited set (${r.version})`))), el("tbody", {}, ...rows)));
+    say(`preview of version ${r.version}: nothing is live yet`);
+  } catch (err) { showErrors(err); }
+});
+$("#activate").addEventListener("click", async () => {
+  const who = operator(); if (!who) return;
+  clearErrors();
+  try {
+    const r = await api("/api/prompts/activate", {prompt_set: edited(), operator: who});
+    say(`version ${r.version} is live`); await loadPrompts(); refreshState();
+  } catch (err) { showErrors(err); }
+});
+async function rollback(version) {
+  const who = operator(); if (!who) return;
+  try {
+    const r = await api("/api/prompts/rollback", {version, operator: who});
+    say(`rolled back: version ${r.version} is live`); await loadPrompts(); refreshState();
+  } catch (err) { showErrors(err); }
+}
+
+// ---- history ----
+async function loadResults() {
+  const q = new URLSearchParams({limit: 100});
+  for (const k of ["camera", "verdict", "category"]) { const v = $("#f-" + k).value.trim(); if (v) q.set(k, v); }
+  let rows;
+  try { rows = await api("/api/results?" + q); } catch (err) { return; }
+  $("#results tbody").replaceChildren(...rows.map(r => el("tr", {},
+    el("td", {}, r.seq), el("td", {}, r.ts), el("td", {}, r.camera),
+    el("td", {}, el("span", {class: "verdict " + r.verdict}, r.verdict)), el("td", {}, r.category),
+    el("td", {}, r.score.toFixed(3)), el("td", {}, el("code", {}, r.prompt_set.version)),
+    el("td", {}, r.snapshot || ""))));
+}
+for (const id of ["#f-camera", "#f-verdict", "#f-category"]) $(id).addEventListener("change", loadResults);
+
+loadPrompts().catch(err => say(err.error || "cannot load the prompt set", true));
+refreshState();
+setInterval(refreshState, 1000);
