@@ -155,13 +155,36 @@ class HttpConfig(_Strict):
     port: int | None = Field(default=None, ge=1, le=65535, description="Health and metrics port (unset: off).")
 
 
+class UiUser(_Strict):
+    """A login for the operator page ('edge-inspect passwd' prints the hash)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: Literal["viewer", "operator"] = "viewer"
+    password_hash: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$")
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class OpsConfig(_Strict):
-    """Operating the box: health and metrics endpoint, stall detection, log format."""
+    """Operating the box: the HTTP endpoint (health, metrics, operator page), stall detection, logs."""
 
     http: HttpConfig = Field(default_factory=HttpConfig)
+    users: list[UiUser] = Field(default_factory=list, description="Operator-page logins; none: open (loopback only).")
+    users_file: Path | None = Field(default=None, description="YAML list of users (default under systemd: "
+                                    "$CREDENTIALS_DIRECTORY/ui-users).")
     stall_after_s: float = Field(default=15.0, gt=0, le=3600,
                                  description="Inference loop silent this long: encoder unhealthy, watchdog stops.")
     log_format: Literal["text", "json"] = Field(default="text", description="json: one object per line (journald).")
+
+    @model_validator(mode="after")
+    def _no_open_page_off_loopback(self) -> OpsConfig:
+        exposed = self.http.port is not None and self.http.host not in LOOPBACK
+        credentials = Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) / "ui-users"
+        if exposed and not self.users and self.users_file is None and not credentials.is_file():
+            raise ValueError(f"ops.http.host {self.http.host} exposes the operator page: add ops.users (or "
+                             "ops.users_file) with 'edge-inspect passwd' hashes, or bind to 127.0.0.1")
+        return self
 
 
 class ServiceConfig(_Strict):

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config_cmd", "check an inspect.yaml, list its keys"),
     "prompts": ("prompts_cmd", "test a prompt set on images, calibrate its thresholds"),
     "sim": ("sim_cmd", "write simulated line frames (folder or video) with ground truth"),
+    "passwd": ("passwd_cmd", "print a password hash for an operator-page login (ops.users)"),
     "install-systemd": ("install_systemd_cmd", "write the systemd units, environment file and config"),
     "bench": ("bench_cmd", "benchmarks: print a table, write JSON"),
     "finetune": ("finetune_cmd", "train or adapt a CLIP/SigLIP checkpoint on image-caption pairs"),

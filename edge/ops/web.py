@@ -10,18 +10,22 @@ often offline: no CDN).
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.errors import EdgeInspectError
+from edge.ops.auth import SESSION_COOKIE, SESSION_S, Auth, User
 from edge.ops.health import health
 from edge.ops.metrics import Metrics
 from edge.prompts import PromptSet
@@ -46,9 +50,64 @@ async def _json_body(request: Request) -> Any:
     return await request.json()
 
 
+Handler = Callable[[Request], Any]
+
+
 def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
     metrics = Metrics(service)
     busy = asyncio.Semaphore(1)  # one preview at a time: it shares the encoder with the line
+    auth = Auth(cfg, service.config.state_dir / "ui-session.key")
+
+    def protected(handler: Handler, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """Viewers read; operators change, with the session's CSRF token. Open page: everyone is 'local'."""
+        async def endpoint(request: Request) -> Response:
+            user = auth.user(request.cookies)
+            if user is None:
+                return JSONResponse({"error": "log in first", "login": True}, status_code=401)
+            if change and not user.may_change:
+                return JSONResponse({"error": f"{user.name} may look but not change (role {user.role})"},
+                                    status_code=403)
+            if change and not auth.csrf_ok(request.cookies, request.headers.get("x-csrf-token")):
+                return JSONResponse({"error": "missing or wrong CSRF token; reload the page"}, status_code=403)
+            request.state.user = user
+            if inspect.iscoroutinefunction(handler):
+                response: Response = await handler(request)
+            else:
+                response = await run_in_threadpool(handler, request)
+            return response
+        return endpoint
+
+    def who(request: Request, body: dict[str, Any]) -> str:
+        """The name for the audit log: the login, or (open page) the name the operator typed."""
+        user: User = request.state.user
+        return user.name if auth.enabled else str(body.get("operator") or "").strip()[:64]
+
+    async def login(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            name, password = str(body["name"]), str(body["password"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "send {name, password} as JSON"}, status_code=400)
+        granted = await run_in_threadpool(auth.login, name, password) if auth.enabled else None
+        if granted is None:
+            return JSONResponse({"error": "wrong name or password" if auth.enabled else "logins are off: the page "
+                                 "is open on loopback"}, status_code=401 if auth.enabled else 400)
+        session, csrf = granted
+        response = JSONResponse({"user": name, "role": auth.users[name].role, "csrf": csrf})
+        response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_S, httponly=True, samesite="strict")
+        return response
+
+    async def logout(request: Request) -> Response:
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def me(request: Request) -> Response:
+        user = auth.user(request.cookies)
+        if user is None:
+            return JSONResponse({"auth": True, "user": None})
+        csrf = auth.csrf_token(request.cookies.get(SESSION_COOKIE, "")) if auth.enabled else ""
+        return JSONResponse({"auth": auth.enabled, "user": user.name, "role": user.role, "csrf": csrf})
 
     async def healthz(request: Request) -> Response:
         ok, body = health(service, cfg.stall_after_s)
@@ -133,7 +192,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
         body, problem = await _edit(request)
         if problem:
             return problem
-        operator = str(body.get("operator") or "").strip()[:64]
+        operator = who(request, body)
         if not operator:
             return JSONResponse({"error": "say who you are (operator name) before activating"}, status_code=422)
         try:
@@ -146,7 +205,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
         body, problem = await _edit(request)
         if problem:
             return problem
-        operator = str(body.get("operator") or "").strip()[:64]
+        operator = who(request, body)
         if not operator:
             return JSONResponse({"error": "say who you are (operator name) before rolling back"}, status_code=422)
         try:
@@ -164,11 +223,14 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
 
     routes = [
         Route("/healthz", healthz), Route("/metrics", metrics_route), Route("/", index),
-        Route("/api/state", state), Route("/api/cameras/{camera}/frame.jpg", frame),
-        Route("/api/prompts", prompts), Route("/api/prompts/preview", preview, methods=["POST"]),
-        Route("/api/prompts/activate", activate, methods=["POST"]),
-        Route("/api/prompts/rollback", rollback, methods=["POST"]),
-        Route("/api/results", results),
+        Route("/api/login", login, methods=["POST"]), Route("/api/logout", logout, methods=["POST"]),
+        Route("/api/me", me),
+        Route("/api/state", protected(state)), Route("/api/cameras/{camera}/frame.jpg", protected(frame)),
+        Route("/api/prompts", protected(prompts)),
+        Route("/api/prompts/preview", protected(preview, change=True), methods=["POST"]),
+        Route("/api/prompts/activate", protected(activate, change=True), methods=["POST"]),
+        Route("/api/prompts/rollback", protected(rollback, change=True), methods=["POST"]),
+        Route("/api/results", protected(results)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -11,17 +11,39 @@ const el = (tag, attrs = {}, ...children) => {
   return e;
 };
 
+let session = {auth: false, user: "local", role: "operator", csrf: ""};
+
 async function api(path, body) {
-  const opts = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
-                                          body: JSON.stringify(body)};
+  const opts = body === undefined ? {} : {method: "POST", body: JSON.stringify(body),
+                                          headers: {"Content-Type": "application/json", "X-CSRF-Token": session.csrf}};
   let res;
   try { res = await fetch(path, opts); } catch (err) {
     throw {error: "the service does not answer (connection lost?); your edits are kept on this page"};
   }
   const data = await res.json().catch(() => ({}));
+  if (res.status === 401 && data.login) { showLogin(); }
   if (!res.ok) throw data;
   return data;
 }
+
+// ---- login (only when the page is exposed beyond loopback and ops.users is set) ----
+function showLogin() { const d = $("#login"); if (!d.open) d.showModal(); }
+function applySession(s) {
+  session = {auth: s.auth, user: s.user, role: s.role, csrf: s.csrf || ""};
+  $("#whoami").textContent = s.auth && s.user ? `${s.user} (${s.role})` : "";
+  $("#logout").hidden = !(s.auth && s.user);
+  $("#operator-label").hidden = s.auth;  // with logins, changes are recorded under the login name
+  for (const id of ["#preview", "#activate", "#add-category"]) $(id).disabled = s.role !== "operator";
+}
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const s = await api("/api/login", {name: $("#login-name").value, password: $("#login-password").value});
+    applySession({auth: true, ...s}); $("#login").close(); $("#login-error").textContent = "";
+    await loadPrompts(); refreshState();
+  } catch (err) { $("#login-error").textContent = err.error || "login failed"; }
+});
+$("#logout").addEventListener("click", async () => { await api("/api/logout", {}); location.reload(); });
 
 function say(text, error = false) {
   const m = $("#edit-message");
@@ -142,6 +164,7 @@ function renderVersions(history, current) {
 }
 async function loadVersions() { try { const p = await api("/api/prompts"); renderVersions(p.history, p.version); } catch (e) {} }
 function operator() {
+  if (session.auth) return session.user;
   const name = $("#operator").value.trim();
   if (!name) { say("enter your name first: every change is recorded with it", true); $("#operator").focus(); }
   return name;
@@ -194,6 +217,10 @@ async function loadResults() {
 }
 for (const id of ["#f-camera", "#f-verdict", "#f-category"]) $(id).addEventListener("change", loadResults);
 
-loadPrompts().catch(err => say(err.error || "cannot load the prompt set", true));
-refreshState();
-setInterval(refreshState, 1000);
+api("/api/me").then(s => {
+  if (s.auth && !s.user) { showLogin(); return; }
+  applySession(s);
+  loadPrompts().catch(err => say(err.error || "cannot load the prompt set", true));
+  refreshState();
+}).catch(() => {});
+setInterval(() => { if (session.user) refreshState(); }, 1000);

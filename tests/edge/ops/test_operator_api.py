@@ -72,3 +72,69 @@ def test_page_and_its_api(config: Callable[..., ServiceConfig]) -> None:
         assert 0 < len(rows) <= 5 and all(r["camera"] == "cam1" for r in rows)
         assert rows[0]["seq"] > rows[-1]["seq"]  # newest first
         assert json.loads(get(port, "/api/results?camera=other")[1]) == []
+
+
+def _session(port: int, name: str, password: str) -> tuple[int, str, str]:
+    """(status, cookie header, csrf token) of a login."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/login", method="POST",
+                                 data=json.dumps({"name": name, "password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = json.loads(r.read())
+            cookie = r.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+            return r.status, cookie.split(";")[0], body["csrf"]
+    except urllib.error.HTTPError as err:
+        return err.code, "", ""
+
+
+def _call(port: int, path: str, cookie: str, body: Any = None, csrf: str = "") -> int:
+    headers = {"Cookie": cookie, "Content-Type": "application/json", "X-CSRF-Token": csrf}
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers,
+                                 method="GET" if body is None else "POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_logins_roles_and_csrf(config: Callable[..., ServiceConfig], tmp_path: Any) -> None:
+    from edge.ops.auth import hash_password
+
+    users = [{"name": "vera", "role": "viewer", "password_hash": hash_password("viewer-pass", 1000)},
+             {"name": "otto", "role": "operator", "password_hash": hash_password("operator-pass", 1000)}]
+    from edge.mqtt.local_broker import free_port
+
+    cfg = config(ops={"http": {"port": free_port()}, "users": users})
+    with InspectionService(cfg) as svc:
+        port = svc.ops.port  # type: ignore[union-attr]
+        assert get(port, "/api/state")[0] == 401 and get(port, "/")[0] == 200  # the login page itself loads
+        assert get(port, "/healthz")[0] == 200  # machines keep their endpoints
+        assert _session(port, "otto", "wrong")[0] == 401 and _session(port, "nobody", "x")[0] == 401
+
+        _, viewer, viewer_csrf = _session(port, "vera", "viewer-pass")
+        prompts = svc.prompt_state.prompts.model_dump(mode="json")
+        assert _call(port, "/api/state", viewer) == 200
+        assert _call(port, "/api/prompts/activate", viewer, {"prompt_set": prompts}, viewer_csrf) == 403
+
+        _, operator, csrf = _session(port, "otto", "operator-pass")
+        edited = json.loads(json.dumps(prompts))
+        edited["categories"][1]["prompts"] = ["with a hairline scratch"]
+        assert _call(port, "/api/prompts/activate", operator, {"prompt_set": edited}) == 403  # no CSRF token
+        assert _call(port, "/api/prompts/activate", operator, {"prompt_set": edited}, viewer_csrf) == 403
+        assert _call(port, "/api/prompts/activate", operator, {"prompt_set": edited}, csrf) == 200
+        assert svc.history.entries()[0].source == "ui:otto"  # the login, not a typed name
+        forged = operator.replace(operator[-5:], "AAAAA")
+        assert _call(port, "/api/state", forged) == 401
+
+
+def test_exposing_the_page_without_logins_is_refused(config: Callable[..., ServiceConfig]) -> None:
+    import pytest
+
+    from edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="exposes the operator page: add ops.users"):
+        config(ops={"http": {"host": "0.0.0.0", "port": 9}})
