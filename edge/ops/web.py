@@ -10,12 +10,14 @@ often offline: no CDN).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
+import numpy as np
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +31,7 @@ from edge.ops.auth import SESSION_COOKIE, SESSION_S, Auth, User
 from edge.ops.health import health
 from edge.ops.metrics import Metrics
 from edge.prompts import PromptSet
+from edge.service.thresholds import propose_thresholds
 from edge.service.tiles import tiles_for
 
 if TYPE_CHECKING:
@@ -214,6 +217,26 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse({"version": state.version, "name": state.prompts.name})
 
+    async def thresholds(request: Request) -> Response:
+        """Threshold assistant: the operator labels recent frames; propose per-category thresholds."""
+        body, problem = await _edit(request)
+        if problem:
+            return problem
+        labels = body.get("labels")
+        state = service.prompt_state
+        names = {c.name for c in state.prompts.categories}
+        if not isinstance(labels, dict) or any(v not in names for v in labels.values()):
+            return JSONResponse({"error": f"labels must map result ids to categories ({', '.join(sorted(names))})"},
+                                status_code=422)
+        rows = [r for r in list(service.recent) if r.id in labels and r.prompt_set.version == state.version]
+        if len(rows) < 2:
+            return JSONResponse({"error": "label at least 2 recent frames scored by the active set (frames "
+                                 "scored by an earlier version do not count)"}, status_code=422)
+        probs = np.array([[r.scores[c.name] for c in state.prompts.categories] for r in rows])
+        proposals = propose_thresholds(probs, [labels[r.id] for r in rows], state.prompts)
+        return JSONResponse({"version": state.version, "frames": len(rows),
+                             "proposals": [dataclasses.asdict(x) for x in proposals]})
+
     def results(request: Request) -> Response:
         q = request.query_params
         rows = [r for r in reversed(service.recent)
@@ -231,6 +254,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
         Route("/api/prompts/activate", protected(activate, change=True), methods=["POST"]),
         Route("/api/prompts/rollback", protected(rollback, change=True), methods=["POST"]),
         Route("/api/results", protected(results)),
+        Route("/api/thresholds", protected(thresholds), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -11,7 +11,7 @@ from typing import Any
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from edge.config import ServiceConfig
 from edge.service.service import InspectionService
@@ -64,8 +64,26 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
         assert svc.prompt_state.version == first
 
         browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=history]").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results tbody tr")) > 0)
+
+        def newest_scored_by_active(d: Any) -> bool:  # marks only count on frames the active set scored
+            rows = d.find_elements(By.CSS_SELECTOR, "#results tbody tr")[:4]
+            return len(rows) == 4 and all(first in r.text for r in rows)
+
+        wait.until(lambda d: svc.recent[-4].prompt_set.version == first)
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=live]").click()
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=history]").click()  # reloads the list
+        wait.until(newest_scored_by_active)
+        # threshold assistant: mark four recent parts, get proposals, copy them into the editor
+        for i, label in enumerate(("good", "scratch", "good", "scratch")):
+            Select(browser.find_elements(By.CSS_SELECTOR, "#results select.mark")[i]).select_by_visible_text(label)
+        browser.find_element(By.ID, "propose").click()
+        table = wait.until(ec.visibility_of_element_located((By.ID, "proposal-table")))
+        assert "scratch" in table.text
         _shot(browser, "history")
+        browser.find_element(By.ID, "use-proposals").click()
+        row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#categories tbody tr")
+                   if r.find_element(By.CSS_SELECTOR, ".c-name").get_attribute("value") == "scratch")
+        assert row.find_element(By.CSS_SELECTOR, ".c-threshold").get_attribute("value") != ""
     mes.close()
 
 

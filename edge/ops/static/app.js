@@ -209,12 +209,41 @@ async function loadResults() {
   for (const k of ["camera", "verdict", "category"]) { const v = $("#f-" + k).value.trim(); if (v) q.set(k, v); }
   let rows;
   try { rows = await api("/api/results?" + q); } catch (err) { return; }
-  $("#results tbody").replaceChildren(...rows.map(r => el("tr", {},
-    el("td", {}, r.seq), el("td", {}, r.ts), el("td", {}, r.camera),
-    el("td", {}, el("span", {class: "verdict " + r.verdict}, r.verdict)), el("td", {}, r.category),
-    el("td", {}, r.score.toFixed(3)), el("td", {}, el("code", {}, r.prompt_set.version)),
-    el("td", {}, r.snapshot || ""))));
+  const categories = active ? active.categories.map(c => c.name) : [];
+  $("#results tbody").replaceChildren(...rows.map(r => {
+    const mark = el("select", {class: "mark", "data-id": r.id}, el("option", {value: ""}, "-"),
+                    ...categories.map(c => el("option", {}, c)));
+    mark.value = marks[r.id] || "";
+    mark.addEventListener("change", () => { if (mark.value) marks[r.id] = mark.value; else delete marks[r.id]; });
+    return el("tr", {},
+      el("td", {}, r.seq), el("td", {}, r.ts), el("td", {}, r.camera),
+      el("td", {}, el("span", {class: "verdict " + r.verdict}, r.verdict)), el("td", {}, r.category),
+      el("td", {}, r.score.toFixed(3)), el("td", {}, el("code", {}, r.prompt_set.version)),
+      el("td", {}, r.snapshot || ""), el("td", {}, mark));
+  }));
 }
+const marks = {};
+$("#propose").addEventListener("click", async () => {
+  try {
+    const r = await api("/api/thresholds", {labels: marks});
+    $("#propose-message").textContent = `${r.frames} marked frames scored by version ${r.version}`;
+    $("#propose-message").classList.remove("error");
+    const rows = r.proposals.map(p => el("tr", {}, el("td", {}, p.category), el("td", {}, p.threshold.toFixed(3)),
+      el("td", {}, p.precision.toFixed(2)), el("td", {}, p.recall.toFixed(2)), el("td", {}, p.positives)));
+    $("#proposals").replaceChildren(el("table", {id: "proposal-table"}, el("thead", {}, el("tr", {},
+      ...["category", "threshold", "precision", "recall", "marked"].map(h => el("th", {}, h)))),
+      el("tbody", {}, ...rows)), el("button", {id: "use-proposals", onclick: () => {
+        for (const p of r.proposals) {
+          const tr = [...document.querySelectorAll("#categories tbody tr")]
+            .find(t => $(".c-name", t).value.trim() === p.category);
+          if (tr) $(".c-threshold", tr).value = p.threshold.toFixed(3);
+        }
+        say("thresholds copied into the editor: preview, then activate"); document.querySelector("nav button[data-tab=prompts]").click();
+      }}, "Use these in the editor"));
+  } catch (err) {
+    $("#propose-message").textContent = err.error || "failed"; $("#propose-message").classList.add("error");
+  }
+});
 for (const id of ["#f-camera", "#f-verdict", "#f-category"]) $(id).addEventListener("change", loadResults);
 
 api("/api/me").then(s => {

@@ -138,3 +138,21 @@ def test_exposing_the_page_without_logins_is_refused(config: Callable[..., Servi
 
     with pytest.raises(ConfigError, match="exposes the operator page: add ops.users"):
         config(ops={"http": {"host": "0.0.0.0", "port": 9}})
+
+
+def test_threshold_assistant_proposes_from_marked_frames(config: Callable[..., ServiceConfig]) -> None:
+    with InspectionService(config()) as svc:
+        port = svc.ops.port  # type: ignore[union-attr]
+        wait_for(lambda: len(svc.recent) >= 8)
+        rows = [r for r in list(svc.recent) if r.prompt_set.version == svc.prompt_state.version][:8]
+        by_scratch = sorted(rows, key=lambda r: r.scores["scratch"])
+        labels = {r.id: "good" for r in by_scratch[:4]} | {r.id: "scratch" for r in by_scratch[4:]}
+        code, body = post(port, "/api/thresholds", {"labels": labels})
+        assert code == 200 and body["frames"] == 8
+        proposals = {p["category"]: p for p in body["proposals"]}
+        assert set(proposals) == {"scratch", "hole"}  # defects only: 'good' is the ok class
+        scratch = proposals["scratch"]
+        assert scratch["positives"] == 4 and scratch["precision"] == scratch["recall"] == 1.0  # separable by design
+        assert by_scratch[3].scores["scratch"] < scratch["threshold"] <= by_scratch[4].scores["scratch"]
+        assert post(port, "/api/thresholds", {"labels": {rows[0].id: "nonsense"}})[0] == 422
+        assert post(port, "/api/thresholds", {"labels": {rows[0].id: "good"}})[0] == 422  # one frame is not enough
