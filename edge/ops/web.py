@@ -217,6 +217,14 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse({"version": state.version, "name": state.prompts.name})
 
+    def evidence(request: Request) -> Response:
+        """An evidence JPEG by its result's ``snapshot`` reference (never a path outside the store)."""
+        root = service.config.evidence_dir.resolve()
+        path = (root / request.path_params["ref"]).resolve()
+        if not path.is_relative_to(root) or path.suffix.lower() != ".jpg" or not path.is_file():
+            return JSONResponse({"error": "no such evidence image (evicted, or not a reference)"}, status_code=404)
+        return FileResponse(path, media_type="image/jpeg")
+
     async def thresholds(request: Request) -> Response:
         """Threshold assistant: the operator labels recent frames; propose per-category thresholds."""
         body, problem = await _edit(request)
@@ -254,6 +262,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
         Route("/api/prompts/activate", protected(activate, change=True), methods=["POST"]),
         Route("/api/prompts/rollback", protected(rollback, change=True), methods=["POST"]),
         Route("/api/results", protected(results)),
+        Route("/api/evidence/{ref:path}", protected(evidence)),
         Route("/api/thresholds", protected(thresholds), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

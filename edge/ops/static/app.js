@@ -219,7 +219,9 @@ async function loadResults() {
       el("td", {}, r.seq), el("td", {}, r.ts), el("td", {}, r.camera),
       el("td", {}, el("span", {class: "verdict " + r.verdict}, r.verdict)), el("td", {}, r.category),
       el("td", {}, r.score.toFixed(3)), el("td", {}, el("code", {}, r.prompt_set.version)),
-      el("td", {}, r.snapshot || ""), el("td", {}, mark));
+      el("td", {}, r.snapshot ? el("a", {href: `/api/evidence/${r.snapshot}`, target: "_blank"},
+        el("img", {class: "thumb", src: `/api/evidence/${r.snapshot}`, alt: r.snapshot, loading: "lazy"})) : ""),
+      el("td", {}, mark));
   }));
 }
 const marks = {};

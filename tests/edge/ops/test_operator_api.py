@@ -156,3 +156,15 @@ def test_threshold_assistant_proposes_from_marked_frames(config: Callable[..., S
         assert by_scratch[3].scores["scratch"] < scratch["threshold"] <= by_scratch[4].scores["scratch"]
         assert post(port, "/api/thresholds", {"labels": {rows[0].id: "nonsense"}})[0] == 422
         assert post(port, "/api/thresholds", {"labels": {rows[0].id: "good"}})[0] == 422  # one frame is not enough
+
+
+def test_evidence_thumbnails_and_no_path_escape(config: Callable[..., ServiceConfig]) -> None:
+    with InspectionService(config()) as svc:
+        port = svc.ops.port  # type: ignore[union-attr]
+        ref = wait_for(lambda: next((r.snapshot for r in list(svc.recent) if r.snapshot), None))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/evidence/{ref}", timeout=10) as r:
+            assert r.headers["Content-Type"] == "image/jpeg"
+            assert cv2.imdecode(np.frombuffer(r.read(), np.uint8), cv2.IMREAD_COLOR) is not None
+        assert get(port, "/api/evidence/..%2F..%2Fsequence.sqlite")[0] == 404
+        assert get(port, "/api/evidence/../../prompts.yaml")[0] == 404
+        assert get(port, "/api/evidence/nothere.jpg")[0] == 404
