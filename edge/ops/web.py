@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,7 @@ from edge.errors import EdgeInspectError
 from edge.ops.auth import SESSION_COOKIE, SESSION_S, Auth, User
 from edge.ops.health import health
 from edge.ops.metrics import Metrics
-from edge.prompts import PromptSet
+from edge.prompts import NAME_PATTERN, PromptSet
 from edge.service.thresholds import propose_thresholds
 from edge.service.tiles import tiles_for
 
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 256 * 1024  # a prompt set is a few KB; refuse anything that could fill memory
+MAX_IMAGE = 8 * 1024 * 1024  # one exemplar upload
+MAX_EXEMPLARS = 50  # per category: few-shot means few; also bounds the disk used
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp")
 
 
 def _field_errors(err: ValidationError) -> list[dict[str, str]]:
@@ -225,6 +230,38 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
             return JSONResponse({"error": "no such evidence image (evicted, or not a reference)"}, status_code=404)
         return FileResponse(path, media_type="image/jpeg")
 
+    async def upload_exemplar(request: Request) -> Response:
+        """Store one example image for a category (re-encoded as PNG); the edit then points at the folder."""
+        category = request.path_params["category"]
+        if not re.fullmatch(NAME_PATTERN, category):
+            return JSONResponse({"error": f"category {category!r}: not a category name"}, status_code=422)
+        if request.headers.get("content-type", "").split(";")[0].strip() not in IMAGE_TYPES:
+            return JSONResponse({"error": "upload a PNG, JPEG, BMP or WebP image"}, status_code=415)
+        if int(request.headers.get("content-length") or 0) > MAX_IMAGE:
+            return JSONResponse({"error": f"image larger than {MAX_IMAGE // 2**20} MB; send a smaller one"},
+                                status_code=413)
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_IMAGE:
+                return JSONResponse({"error": f"image larger than {MAX_IMAGE // 2**20} MB"}, status_code=413)
+        image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) if data else None
+        if image is None:
+            return JSONResponse({"error": "not a readable image; nothing was stored"}, status_code=422)
+        folder = service.config.state_dir / "exemplars" / category
+        existing = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        if len(existing) >= MAX_EXEMPLARS:
+            return JSONResponse({"error": f"{category} already has {MAX_EXEMPLARS} examples; that is plenty for "
+                                 "few-shot"}, status_code=422)
+        folder.mkdir(parents=True, exist_ok=True)
+        ok, png = cv2.imencode(".png", image)
+        name = hashlib.sha256(png.tobytes()).hexdigest()[:16] + ".png"
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(png.tobytes())
+        tmp.replace(folder / name)
+        return JSONResponse({"category": category, "folder": str(folder.resolve()),
+                             "count": len(list(folder.glob("*.png")))})
+
     async def thresholds(request: Request) -> Response:
         """Threshold assistant: the operator labels recent frames; propose per-category thresholds."""
         body, problem = await _edit(request)
@@ -264,6 +301,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
         Route("/api/results", protected(results)),
         Route("/api/evidence/{ref:path}", protected(evidence)),
         Route("/api/thresholds", protected(thresholds), methods=["POST"]),
+        Route("/api/exemplars/{category}", protected(upload_exemplar, change=True), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -98,9 +98,12 @@ function categoryRow(c = {name: "", prompts: [""], ok: false, threshold: null}, 
     el("td", {}, el("input", {class: "c-ok", type: "checkbox"})),
     el("td", {}, el("input", {class: "c-threshold", type: "number", step: "0.01", min: 0, max: 1,
                               value: c.threshold ?? "", "data-field": `categories.${i}.threshold`})),
+    el("td", {}, el("input", {class: "c-examples", type: "file", accept: "image/*", multiple: ""}),
+       el("span", {class: "c-examples-count"}, c.exemplars ? "has examples" : "")),
     el("td", {}, el("button", {onclick: () => { tr.remove(); renumber(); }}, "Remove")));
   $(".c-prompts", tr).value = (c.prompts || []).join("\n");
   $(".c-ok", tr).checked = !!c.ok;
+  $(".c-examples", tr).addEventListener("change", ev => upload(tr, ev.target.files));
   return tr;
 }
 function renumber() {
@@ -127,8 +130,10 @@ function edited() {
   set.categories = [...document.querySelectorAll("#categories tbody tr")].map(tr => {
     const name = $(".c-name", tr).value.trim();
     const t = $(".c-threshold", tr).value;
-    return {...(old[name] || {}), name, ok: $(".c-ok", tr).checked, threshold: t === "" ? null : parseFloat(t),
-            prompts: $(".c-prompts", tr).value.split("\n").map(s => s.trim()).filter(Boolean)};
+    const c = {...(old[name] || {}), name, ok: $(".c-ok", tr).checked, threshold: t === "" ? null : parseFloat(t),
+               prompts: $(".c-prompts", tr).value.split("\n").map(s => s.trim()).filter(Boolean)};
+    if (exemplarFolders[name]) c.exemplars = exemplarFolders[name];
+    return c;
   });
   const names = new Set(set.categories.map(c => c.name));
   set.decision.thresholds = Object.fromEntries(Object.entries(set.decision.thresholds || {})
@@ -201,6 +206,24 @@ async function rollback(version) {
     const r = await api("/api/prompts/rollback", {version, operator: who});
     say(`rolled back: version ${r.version} is live`); await loadPrompts(); refreshState();
   } catch (err) { showErrors(err); }
+}
+
+const exemplarFolders = {};
+async function upload(tr, files) {
+  const name = $(".c-name", tr).value.trim();
+  const count = $(".c-examples-count", tr);
+  for (const file of files) {
+    let res, data;
+    try {
+      res = await fetch(`/api/exemplars/${encodeURIComponent(name)}`, {method: "POST", body: file,
+        headers: {"Content-Type": file.type || "application/octet-stream", "X-CSRF-Token": session.csrf}});
+      data = await res.json().catch(() => ({}));
+    } catch (err) { data = {error: "the service does not answer"}; res = {ok: false}; }
+    if (!res.ok) { count.textContent = `${file.name}: ${data.error}`; count.classList.add("field-error"); return; }
+    exemplarFolders[name] = data.folder;
+    count.textContent = `${data.count} examples (used once you preview or activate)`;
+    count.classList.remove("field-error");
+  }
 }
 
 // ---- history ----

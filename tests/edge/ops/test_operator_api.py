@@ -168,3 +168,37 @@ def test_evidence_thumbnails_and_no_path_escape(config: Callable[..., ServiceCon
         assert get(port, "/api/evidence/..%2F..%2Fsequence.sqlite")[0] == 404
         assert get(port, "/api/evidence/../../prompts.yaml")[0] == 404
         assert get(port, "/api/evidence/nothere.jpg")[0] == 404
+
+
+def _upload(port: int, category: str, data: bytes, content_type: str = "image/png") -> tuple[int, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/exemplars/{category}", data=data, method="POST",
+                                 headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_exemplar_upload_feeds_few_shot_and_is_bounded(config: Callable[..., ServiceConfig]) -> None:
+    from edge.ops.web import MAX_IMAGE
+    from edge.sim import LineSimulator
+
+    with InspectionService(config()) as svc:
+        port = svc.ops.port  # type: ignore[union-attr]
+        png = cv2.imencode(".png", LineSimulator(seed=9).frame(0).image)[1].tobytes()
+        code, body = _upload(port, "scratch", png)
+        assert code == 200 and body["count"] == 1
+        assert _upload(port, "scratch", png)[1]["count"] == 1  # the same image is stored once
+        assert _upload(port, "scratch", b"GIF89a not really")[0] == 422
+        try:  # refused from its Content-Length, before the body: the server may close while we still send
+            assert _upload(port, "scratch", b"x" * (MAX_IMAGE + 1))[0] == 413
+        except urllib.error.URLError as err:
+            assert "reset" in str(err.reason).lower() or "broken pipe" in str(err.reason).lower()
+        assert _upload(port, "scratch", png, "text/plain")[0] == 415
+        assert _upload(port, "..", png)[0] == 422
+        assert len(list((svc.config.state_dir / "exemplars").rglob("*.png"))) == 1  # nothing else was stored
+        edited = svc.prompt_state.prompts.model_dump(mode="json")
+        edited["categories"][1]["exemplars"] = body["folder"]
+        code, _ = post(port, "/api/prompts/activate", {"prompt_set": edited, "operator": "anna"})
+        assert code == 200 and svc.prompt_state.prototypes is not None and svc.prompt_state.has_exemplars[1]
