@@ -96,6 +96,7 @@ class InspectionService:
         self.ops: OpsServer | None = None
         self.history = PromptHistory(config.state_dir / "prompt-sets")
         self.recent: deque[InspectionResult] = deque(maxlen=500)  # the operator page's history view
+        self.recent_defects: deque[tuple[InspectionResult, np.ndarray]] = deque(maxlen=8)  # previews re-score these
 
     # ---- start-up: everything that can be wrong is found before the first frame ----
     def start(self) -> InspectionService:
@@ -201,25 +202,35 @@ class InspectionService:
         return self.apply_prompt_set(prompts.model_dump(mode="json"), f"rollback to {version} by {source}")
 
     def preview(self, data: object) -> dict[str, object]:
-        """Score the newest frame of every camera with a candidate set; nothing changes."""
+        """Score the newest frame of every camera, and the last NG/uncertain frames, with a candidate set
+        beside the active one; nothing changes."""
         assert self._model is not None
         prompts = parse_prompt_set(data, "preview")
         candidate = build_state(self._model, prompts, self.config.prompts.resolve().parent, self._cache, "preview")
         frames = [(f, None) for c in self.cameras.values() if (f := c.latest_peek()) is not None]
-        cameras: dict[str, dict[str, object]] = {}
+        defects = list(self.recent_defects)
+        crops, tiles = self._crops(frames)
+        for result, image in defects:
+            h, w = image.shape[:2]
+            ts = tiles_for(self._camera_config(result.camera), w, h)
+            tiles.append(ts)
+            crops.extend(crop(image, t.box) for t in ts)
+        embeds = self._model.embed_pixels(to_pixel_values(crops, self._model.bundle.manifest.image)) if crops else None
+        verdicts: list[dict[str, object]] = [{} for _ in tiles]
         for state, key in ((candidate, "candidate"), (self.prompt_state, "active")):
-            crops, tiles = self._crops(frames)
-            scores = score(self._model, state, self._model.embed_pixels(
-                to_pixel_values(crops, self._model.bundle.manifest.image))) if crops else None
+            scores = score(self._model, state, embeds) if embeds is not None else None
             i = 0
-            for (frame, _), ts in zip(frames, tiles):
+            for n, ts in enumerate(tiles):
                 rows = scores[i : i + len(ts)].max(axis=0)  # type: ignore[index]
                 i += len(ts)
-                per = {n: round(float(s), 4) for n, s in zip(state.names, rows)}
+                per = {name: round(float(s), 4) for name, s in zip(state.names, rows)}
                 d = decide(per, state.prompts)
-                cameras.setdefault(frame.camera, {})[key] = {
-                    "verdict": d.verdict, "category": d.category, "score": round(d.score, 4), "scores": per}
-        return {"version": candidate.version, "cameras": cameras}
+                verdicts[n][key] = {"verdict": d.verdict, "category": d.category, "score": round(d.score, 4),
+                                    "scores": per}
+        cameras = {f.camera: verdicts[n] for n, (f, _) in enumerate(frames)}
+        recent = [{"id": r.id, "seq": r.seq, "camera": r.camera, "snapshot": r.snapshot, **verdicts[len(frames) + n]}
+                  for n, (r, _) in enumerate(defects)]
+        return {"version": candidate.version, "cameras": cameras, "recent_defects": recent}
 
     def snapshot(self, camera: str) -> str:
         """Save the camera's newest frame to the evidence store (cmd/snapshot)."""
@@ -414,6 +425,8 @@ class InspectionService:
                 self.counters.by_category[key] = self.counters.by_category.get(key, 0) + 1
                 if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
                     result.snapshot = self._evidence.save(image, result)
+                if result.verdict != "ok":
+                    self.recent_defects.append((result, image))
             results = [r for r, _ in batch]
             self.recent.extend(results)
             if self._bridge is not None and results:

@@ -182,12 +182,16 @@ $("#preview").addEventListener("click", async () => {
   clearErrors(); say("scoring the current frames ...");
   try {
     const r = await api("/api/prompts/preview", {prompt_set: edited()});
-    const rows = Object.entries(r.cameras).map(([cam, v]) => el("tr", {}, el("td", {}, cam),
+    const rows = Object.entries(r.cameras).map(([cam, v]) => el("tr", {}, el("td", {}, `${cam} (now)`),
       el("td", {}, `${v.active.verdict} ${v.active.category} ${v.active.score}`),
       el("td", {}, el("span", {class: "verdict " + v.candidate.verdict}, v.candidate.verdict),
          ` ${v.candidate.category} ${v.candidate.score}`)));
+    const cell = v => el("td", {}, el("span", {class: "verdict " + v.verdict}, v.verdict), ` ${v.category} ${v.score}`);
+    rows.push(...r.recent_defects.map(d => el("tr", {},
+      el("td", {}, `seq ${d.seq} (${d.camera})`, d.snapshot ? el("img", {class: "thumb", src: `/api/evidence/${d.snapshot}`})
+                                                          : ""), cell(d.active), cell(d.candidate))));
     $("#preview-result").replaceChildren(el("table", {id: "preview-table"},
-      el("thead", {}, el("tr", {}, el("th", {}, "camera"), el("th", {}, "active set"),
+      el("thead", {}, el("tr", {}, el("th", {}, "frame"), el("th", {}, "active set"),
          el("th", {}, `edited set (${r.version})`))), el("tbody", {}, ...rows)));
     say(`preview of version ${r.version}: nothing is live yet`);
   } catch (err) { showErrors(err); }

@@ -47,6 +47,9 @@ def test_page_and_its_api(config: Callable[..., ServiceConfig]) -> None:
         code, preview = post(port, "/api/prompts/preview", {"prompt_set": edited})
         assert code == 200 and preview["version"] != first
         assert {"active", "candidate"} <= set(preview["cameras"]["cam1"])
+        recent = preview["recent_defects"]  # the last NG/uncertain frames, re-scored by both sets
+        assert recent and all({"active", "candidate", "seq", "camera"} <= set(d) for d in recent)
+        assert all(d["active"]["verdict"] != "ok" for d in recent if d["active"]["verdict"])
         assert svc.prompt_state.version == first  # a preview changes nothing
 
         bad = json.loads(json.dumps(edited))
