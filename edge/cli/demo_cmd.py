@@ -70,6 +70,9 @@ def demo_config(args: argparse.Namespace, bundle: Path, mqtt_port: int | None) -
             "state_dir": str(args.workdir / "state")}
     if mqtt_port is not None:
         data["mqtt"] = {"host": "127.0.0.1", "port": mqtt_port}
+    from edge.mqtt.local_broker import free_port
+
+    data["ops"] = {"http": {"port": free_port()}}  # the operator page, health and metrics, on loopback
     return parse_config(data, "demo", base=Path.cwd())
 
 
@@ -176,6 +179,9 @@ def _run_demo(args: argparse.Namespace, cfg: ServiceConfig, port: int | None) ->
     with InspectionService(cfg, sinks=[CallbackSink(table, "demo-table")]) as service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.request_stop())
+        if service.ops is not None:
+            print(f"demo: operator page http://127.0.0.1:{service.ops.port}/ (edit, preview, activate prompts)",
+                  flush=True)
         service.run(duration=args.duration)
         labels = service.prompt_state.names
     print(table.summary(labels))

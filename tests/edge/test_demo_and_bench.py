@@ -19,6 +19,7 @@ def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
     n = int(re.search(r"(\d+) results; top-1 category accuracy", result.out).group(1))  # type: ignore[union-attr]
     assert 6 <= n <= 8  # live cameras: a frame may be skipped (newest wins), never a result lost
     assert "| truth \\ predicted |" in result.out
+    assert re.search(r"operator page http://127\.0\.0\.1:\d+/", result.out)
     assert f"MES subscriber: {n} results over MQTT, seq 1..{n}, 0 gap(s); status online -> offline" in result.out
     lines = (tmp_path / "demo" / "results.jsonl").read_text().splitlines()
     assert len(lines) == n and all(json.loads(line)["simulated"] for line in lines)
