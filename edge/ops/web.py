@@ -306,4 +306,5 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.metrics = metrics
+    app.state.preview_busy = busy
     return app

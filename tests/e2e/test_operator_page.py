@@ -31,6 +31,9 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
         wait.until(lambda d: "no result" not in d.find_element(By.CSS_SELECTOR, "#cam-cam1 .info").text)
         assert browser.find_element(By.ID, "health").text == "healthy"
         _shot(browser, "live")
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=status]").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "health-summary"), "Everything is healthy"))
+        assert "MQTT connected" in browser.find_element(By.ID, "health-facts").text
 
         browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=prompts]").click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#categories tbody tr"))
@@ -84,6 +87,8 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
         row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#categories tbody tr")
                    if r.find_element(By.CSS_SELECTOR, ".c-name").get_attribute("value") == "scratch")
         assert row.find_element(By.CSS_SELECTOR, ".c-threshold").get_attribute("value") != ""
+    # the service is gone: the page says so instead of freezing
+    wait.until(ec.text_to_be_present_in_element((By.ID, "connection"), "does not answer"))
     mes.close()
 
 

@@ -69,7 +69,7 @@ async function refreshState() {
   $("#health").className = "badge " + (s.healthy ? "healthy" : "unhealthy");
   $("#ps-name").textContent = s.prompt_set.name; $("#ps-version").textContent = s.prompt_set.version;
   $("#backend").textContent = s.backend || "";
-  $("#health-detail").textContent = JSON.stringify(s.health, null, 2);
+  renderHealth(s.health);
   const grid = $("#cameras");
   for (const [name, cam] of Object.entries(s.cameras)) {
     let card = document.getElementById("cam-" + name);
@@ -87,6 +87,21 @@ async function refreshState() {
              el("small", {}, ` set ${r.version}, seq ${r.seq}`)) : el("div", {}, "no result yet"),
       r ? el("div", {class: "top"}, r.top.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(" · ")) : "");
   }
+}
+
+function renderHealth(h) {
+  $("#health-detail").textContent = JSON.stringify(h, null, 2);
+  const problems = Object.entries(h.problems);
+  $("#health-summary").textContent = problems.length ? `${problems.length} problem(s)` : "Everything is healthy";
+  $("#health-problems").replaceChildren(...problems.map(([k, v]) => el("li", {class: "field-error"}, `${k}: ${v}`)));
+  $("#health-cameras tbody").replaceChildren(...Object.entries(h.cameras).map(([n, c]) => el("tr", {},
+    el("td", {}, n), el("td", {}, c.state), el("td", {}, c.frames), el("td", {}, c.reconnects),
+    el("td", {}, c.last_error || ""))));
+  const facts = [`encoder ${h.encoder.backend || "-"}, inference loop last turned ${h.encoder.stalled_s} s ago`,
+                 `result queue ${h.result_queue}`];
+  if (h.mqtt) facts.push(`MQTT ${h.mqtt.connected ? "connected" : "NOT connected"}`);
+  if (h.outbox) facts.push(`outbox backlog ${h.outbox.backlog}, oldest undelivered ${h.outbox.oldest_undelivered_s ?? 0} s`);
+  $("#health-facts").textContent = facts.join(" · ");
 }
 
 // ---- prompt editor ----

@@ -205,3 +205,32 @@ def test_exemplar_upload_feeds_few_shot_and_is_bounded(config: Callable[..., Ser
         edited["categories"][1]["exemplars"] = body["folder"]
         code, _ = post(port, "/api/prompts/activate", {"prompt_set": edited, "operator": "anna"})
         assert code == 200 and svc.prompt_state.prototypes is not None and svc.prompt_state.has_exemplars[1]
+
+
+def test_a_second_preview_while_the_encoder_is_busy_is_told_to_wait(config: Callable[..., ServiceConfig]) -> None:
+    import threading
+
+    from edge.bundle import Bundle
+    from edge.encoders.onnxruntime import OrtTextEncoder
+    from edge.model import ZeroShotModel
+    from tests.edge.ops.conftest import HangingEncoder
+
+    cfg = config()
+    bundle = Bundle.open(cfg.model.bundle)
+    encoder = HangingEncoder(bundle.path("vision"))
+    with InspectionService(cfg, model=ZeroShotModel(bundle, encoder, OrtTextEncoder(bundle.path("text")))) as svc:
+        port = svc.ops.port  # type: ignore[union-attr]
+        wait_for(lambda: svc.counters.inspected >= 1)
+        prompts = svc.prompt_state.prompts.model_dump(mode="json")
+        prompts["categories"][1]["prompts"] = ["with a faint scratch"]
+        encoder.hang()
+        first: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: first.update(code=post(port, "/api/prompts/preview",
+                                                                   {"prompt_set": prompts})[0]))
+        t.start()
+        wait_for(lambda: svc.ops.app.state.preview_busy.locked())  # type: ignore[union-attr]  # first one is in
+        code, body = post(port, "/api/prompts/preview", {"prompt_set": prompts})
+        assert code == 429 and "already running" in body["error"]
+        encoder.release()
+        t.join(30)
+        assert first["code"] == 200
