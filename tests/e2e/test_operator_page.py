@@ -33,7 +33,7 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
         _shot(browser, "live")
         browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=status]").click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "health-summary"), "Everything is healthy"))
-        assert "MQTT connected" in browser.find_element(By.ID, "health-facts").text
+        wait.until(ec.text_to_be_present_in_element((By.ID, "health-facts"), "MQTT connected"))
 
         browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=prompts]").click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#categories tbody tr"))
