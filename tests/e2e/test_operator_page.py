@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -23,7 +24,7 @@ SHOTS = os.environ.get("EDGE_INSPECT_SCREENSHOTS")  # e.g. docs/screenshots, to 
 def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., ServiceConfig], broker: Broker) -> None:
     cfg = config(mqtt={"host": "127.0.0.1", "port": broker.port, "client_id": "st1"})
     mes = Subscriber(broker.port)
-    wait = WebDriverWait(browser, 30)
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))  # lists re-render
     with InspectionService(cfg) as svc:
         first = svc.prompt_state.version
         browser.get(f"http://127.0.0.1:{svc.ops.port}/")  # type: ignore[union-attr]
