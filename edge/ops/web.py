@@ -129,7 +129,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
 
     def state(request: Request) -> Response:
         latest: dict[str, Any] = {}
-        for r in reversed(service.recent):
+        for r in reversed(service.recent()):
             latest.setdefault(r.camera, r)
         cams = {}
         for name, cam in service.cameras.items():
@@ -273,7 +273,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
         if not isinstance(labels, dict) or any(v not in names for v in labels.values()):
             return JSONResponse({"error": f"labels must map result ids to categories ({', '.join(sorted(names))})"},
                                 status_code=422)
-        rows = [r for r in list(service.recent) if r.id in labels and r.prompt_set.version == state.version]
+        rows = [r for r in service.recent() if r.id in labels and r.prompt_set.version == state.version]
         if len(rows) < 2:
             return JSONResponse({"error": "label at least 2 recent frames scored by the active set (frames "
                                  "scored by an earlier version do not count)"}, status_code=422)
@@ -284,7 +284,7 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
 
     def results(request: Request) -> Response:
         q = request.query_params
-        rows = [r for r in reversed(service.recent)
+        rows = [r for r in reversed(service.recent())
                 if all(not q.get(k) or getattr(r, k) == q[k] for k in ("camera", "verdict", "category"))]
         limit = min(int(q.get("limit", "50")) if q.get("limit", "50").isdigit() else 50, 500)
         return JSONResponse([r.to_dict() for r in rows[:limit]])

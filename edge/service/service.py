@@ -95,8 +95,10 @@ class InspectionService:
         self.batch_observers: list[Callable[[int, float], None]] = []  # (crops, encode seconds) per batch
         self.ops: OpsServer | None = None
         self.history = PromptHistory(config.state_dir / "prompt-sets")
-        self.recent: deque[InspectionResult] = deque(maxlen=500)  # the operator page's history view
-        self.recent_defects: deque[tuple[InspectionResult, np.ndarray]] = deque(maxlen=8)  # previews re-score these
+        # what the operator page shows and previews re-score; written by the publisher, read by web requests
+        self._recent: deque[InspectionResult] = deque(maxlen=500)
+        self._recent_defects: deque[tuple[InspectionResult, np.ndarray]] = deque(maxlen=8)
+        self._recent_lock = threading.Lock()
 
     # ---- start-up: everything that can be wrong is found before the first frame ----
     def start(self) -> InspectionService:
@@ -208,7 +210,7 @@ class InspectionService:
         prompts = parse_prompt_set(data, "preview")
         candidate = build_state(self._model, prompts, self.config.prompts.resolve().parent, self._cache, "preview")
         frames = [(f, None) for c in self.cameras.values() if (f := c.latest_peek()) is not None]
-        defects = list(self.recent_defects)
+        defects = self.recent_defects()
         crops, tiles = self._crops(frames)
         for result, image in defects:
             h, w = image.shape[:2]
@@ -426,9 +428,11 @@ class InspectionService:
                 if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
                     result.snapshot = self._evidence.save(image, result)
                 if result.verdict != "ok":
-                    self.recent_defects.append((result, image))
+                    with self._recent_lock:
+                        self._recent_defects.append((result, image))
             results = [r for r, _ in batch]
-            self.recent.extend(results)
+            with self._recent_lock:
+                self._recent.extend(results)
             if self._bridge is not None and results:
                 self._bridge.store(results, self._stop)  # durable before any sink sees them
             for result in results:
@@ -444,6 +448,15 @@ class InspectionService:
         if self._done.is_set():
             return 0.0
         return (now if now is not None else time.monotonic()) - self.heartbeat
+
+    def recent(self) -> list[InspectionResult]:
+        """The last results, oldest first (a copy: the publisher keeps appending)."""
+        with self._recent_lock:
+            return list(self._recent)
+
+    def recent_defects(self) -> list[tuple[InspectionResult, np.ndarray]]:
+        with self._recent_lock:
+            return list(self._recent_defects)
 
     @property
     def backend(self) -> str | None:

@@ -73,7 +73,7 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
             rows = d.find_elements(By.CSS_SELECTOR, "#results tbody tr")[:4]
             return len(rows) == 4 and all(first in r.text for r in rows)
 
-        wait.until(lambda d: svc.recent[-4].prompt_set.version == first)
+        wait.until(lambda d: svc.recent()[-4].prompt_set.version == first)
         browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=live]").click()
         browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=history]").click()  # reloads the list
         wait.until(newest_scored_by_active)

@@ -29,7 +29,7 @@ def post(port: int, path: str, body: Any, content_type: str = "application/json"
 def test_page_and_its_api(config: Callable[..., ServiceConfig]) -> None:
     with InspectionService(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
-        wait_for(lambda: len(svc.recent) >= 3)
+        wait_for(lambda: len(svc.recent()) >= 3)
         code, html = get(port, "/")
         assert code == 200 and "/static/app.js" in html and "cdn" not in html.lower()
         assert get(port, "/static/app.js")[0] == 200 and get(port, "/static/style.css")[0] == 200
@@ -63,7 +63,7 @@ def test_page_and_its_api(config: Callable[..., ServiceConfig]) -> None:
 
         code, done = post(port, "/api/prompts/activate", {"prompt_set": edited, "operator": "anna"})
         assert code == 200 and svc.prompt_state.version == done["version"] != first
-        wait_for(lambda: svc.recent and svc.recent[-1].prompt_set.version == done["version"])
+        wait_for(lambda: svc.recent() and svc.recent()[-1].prompt_set.version == done["version"])
         history = json.loads(get(port, "/api/prompts")[1])["history"]
         assert history[0]["source"] == "ui:anna" and history[0]["version"] == done["version"]
 
@@ -146,8 +146,8 @@ def test_exposing_the_page_without_logins_is_refused(config: Callable[..., Servi
 def test_threshold_assistant_proposes_from_marked_frames(config: Callable[..., ServiceConfig]) -> None:
     with InspectionService(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
-        wait_for(lambda: len(svc.recent) >= 8)
-        rows = [r for r in list(svc.recent) if r.prompt_set.version == svc.prompt_state.version][:8]
+        wait_for(lambda: len(svc.recent()) >= 8)
+        rows = [r for r in svc.recent() if r.prompt_set.version == svc.prompt_state.version][:8]
         by_scratch = sorted(rows, key=lambda r: r.scores["scratch"])
         labels = {r.id: "good" for r in by_scratch[:4]} | {r.id: "scratch" for r in by_scratch[4:]}
         code, body = post(port, "/api/thresholds", {"labels": labels})
@@ -164,7 +164,7 @@ def test_threshold_assistant_proposes_from_marked_frames(config: Callable[..., S
 def test_evidence_thumbnails_and_no_path_escape(config: Callable[..., ServiceConfig]) -> None:
     with InspectionService(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
-        ref = wait_for(lambda: next((r.snapshot for r in list(svc.recent) if r.snapshot), None))
+        ref = wait_for(lambda: next((r.snapshot for r in svc.recent() if r.snapshot), None))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/evidence/{ref}", timeout=10) as r:
             assert r.headers["Content-Type"] == "image/jpeg"
             assert cv2.imdecode(np.frombuffer(r.read(), np.uint8), cv2.IMREAD_COLOR) is not None
