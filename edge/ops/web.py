@@ -196,31 +196,27 @@ def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
                 return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse(result)
 
-    async def activate(request: Request) -> Response:
+    async def _change_prompts(request: Request, what: str, apply: Callable[[dict[str, Any], str], Any]) -> Response:
+        """Activate and roll back alike: validate, name the operator, apply through the service, report."""
         body, problem = await _edit(request)
         if problem:
             return problem
         operator = who(request, body)
         if not operator:
-            return JSONResponse({"error": "say who you are (operator name) before activating"}, status_code=422)
+            return JSONResponse({"error": f"say who you are (operator name) before {what}"}, status_code=422)
         try:
-            state = await asyncio.to_thread(service.apply_prompt_set, body.get("prompt_set"), f"ui:{operator}")
+            state = await asyncio.to_thread(apply, body, f"ui:{operator}")
         except EdgeInspectError as err:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse({"version": state.version, "name": state.prompts.name})
 
+    async def activate(request: Request) -> Response:
+        return await _change_prompts(request, "activating",
+                                     lambda body, source: service.apply_prompt_set(body.get("prompt_set"), source))
+
     async def rollback(request: Request) -> Response:
-        body, problem = await _edit(request)
-        if problem:
-            return problem
-        operator = who(request, body)
-        if not operator:
-            return JSONResponse({"error": "say who you are (operator name) before rolling back"}, status_code=422)
-        try:
-            state = await asyncio.to_thread(service.rollback, str(body.get("version", "")), f"ui:{operator}")
-        except EdgeInspectError as err:
-            return JSONResponse({"error": str(err)}, status_code=422)
-        return JSONResponse({"version": state.version, "name": state.prompts.name})
+        return await _change_prompts(request, "rolling back",
+                                     lambda body, source: service.rollback(str(body.get("version", "")), source))
 
     def evidence(request: Request) -> Response:
         """An evidence JPEG by its result's ``snapshot`` reference (never a path outside the store)."""

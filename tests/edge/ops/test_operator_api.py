@@ -17,7 +17,9 @@ from tests.edge.ops.conftest import get, wait_for
 
 
 def post(port: int, path: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+    """POST JSON (or raw bytes as they are) and return (status, decoded JSON answer)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
                                  headers={"Content-Type": content_type}, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
@@ -174,13 +176,7 @@ def test_evidence_thumbnails_and_no_path_escape(config: Callable[..., ServiceCon
 
 
 def _upload(port: int, category: str, data: bytes, content_type: str = "image/png") -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/exemplars/{category}", data=data, method="POST",
-                                 headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return post(port, f"/api/exemplars/{category}", data, content_type)
 
 
 def test_exemplar_upload_feeds_few_shot_and_is_bounded(config: Callable[..., ServiceConfig]) -> None:
