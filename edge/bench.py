@@ -242,7 +242,8 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
                 runs.append({"backend": "onnxruntime", "precision": entry.precision or "fp32", "artifact": entry.path,
                              "format": entry.calibration.format if entry.calibration else "fp32", **row,
                              "cosine_p1": round(gate.cosine_p1, 5) if gate else None,
-                             "verdict_agreement": gate.verdict_agreement if gate else None})
+                             "verdict_agreement": gate.verdict_agreement if gate else None,
+                             "gate": _gate_word(gate)})
     trt_runs, trt_note = _tensorrt_runs(opened, pixels, iterations, base)
     runs += trt_runs
     if checkpoint is not None:
@@ -250,6 +251,13 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
     report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "threads": threads,
               "tensorrt": trt_note or "timed", "runs": runs}
     return _write(report, out)
+
+
+def _gate_word(gate: Any) -> str | None:
+    """'passed', or 'FAILED (forced)' for an artifact written with --force: a failed gate is never quoted as a pass."""
+    if gate is None:
+        return None
+    return "passed" if gate.passed else "FAILED (forced)"
 
 
 def _row(encoder: Any, pixels: Any, iterations: int, base: dict[int, float], reference: bool) -> dict[str, Any]:
@@ -296,7 +304,7 @@ def _tensorrt_runs(bundle: Bundle, pixels: dict[int, Any], iterations: int,
                         runs.append({"backend": "tensorrt", "precision": precision, "artifact": engine.name,
                                      "format": f"engine ({manifest.device.gpu_name})",
                                      **_row(enc, px, iterations, base, reference=False), "cosine_p1": None,
-                                     "verdict_agreement": None})
+                                     "verdict_agreement": None, "gate": None})
         finally:
             device.close()
     return runs, None if runs else "no fresh engine: run 'edge-inspect build'"
@@ -313,7 +321,7 @@ def _eager(checkpoint: str, pixels: dict[int, Any], iterations: int, threads: in
     for r in runs:
         fp32 = base.get(r["batch"])
         r.update(backend="pytorch", artifact=checkpoint, format="eager fp32", cosine_p1=None, verdict_agreement=None,
-                 vs_fp32=round(r["images_per_s"] / fp32, 2) if fp32 else None)
+                 gate=None, vs_fp32=round(r["images_per_s"] / fp32, 2) if fp32 else None)
     return runs
 
 
@@ -322,10 +330,11 @@ def encoder_table(report: dict[str, Any]) -> str:
         return "-" if x is None else format(x, fmt)
 
     rows = ["| backend | artifact | format | batch | image/s | vs fp32 | p50 ms | p99 ms | gate cosine p1 | "
-            "gate agreement |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "gate agreement | gate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows += [f"| {r['backend']} | {Path(r['artifact']).name} | {r['format']} | {r['batch']} | "
              f"{r['images_per_s']} | {f(r['vs_fp32'], '.2f')}x | {r['p50_ms']} | {r['p99_ms']} | "
-             f"{f(r['cosine_p1'], '.5f')} | {f(r['verdict_agreement'], '.2%')} |" for r in report["runs"]]
+             f"{f(r['cosine_p1'], '.5f')} | {f(r['verdict_agreement'], '.2%')} | {r['gate'] or '-'} |"
+             for r in report["runs"]]
     return "\n".join(rows) + f"\n\n{report['bundle']}; TensorRT {report['tensorrt']}; {report['machine']}"
 
 
@@ -333,14 +342,13 @@ def sim(url: str, frames: int, out: Path | None) -> dict[str, Any]:
     """Simulator frames/s on one core (OpenCV limited to one thread): can it feed a camera?"""
     import cv2
 
-    from edge.sim import parse_sim_url
+    from edge.sim import parse_sim_url, simulator
 
     p = parse_sim_url(url)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        simulator = LineSimulator(seed=p.seed, size=p.size, defect_rate=p.defect_rate, defects=p.defects,
-                                  hard_fraction=p.hard)
+        simulator = simulator(p)
         simulator.frame(0)
         start = time.perf_counter()
         for i in range(1, frames + 1):

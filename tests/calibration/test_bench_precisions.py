@@ -10,10 +10,13 @@ from tests.helpers import run_cli
 
 
 def test_encoder_bench_lists_each_precision_with_its_gate(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The bench quotes each artifact's gate, passed or not. How a random model quantizes depends on the
+    CPU (VNNI or not), so the artifacts are written with --force and the test asserts what the bench
+    reports about them, never that a random model's INT8 passed a gate."""
     bundle = copy_bundle(tiny_bundles["siglip"], tmp_path / "siglip")
-    calibrate(bundle, "--precision", "fp16")
-    calibrate(bundle, "--precision", "int8", "--min-cosine", "0.9", "--min-agreement", "0.5")
-    calibrate(bundle, "--precision", "int8", "--target", "cpu", "--min-cosine", "0.9", "--min-agreement", "0.5")
+    calibrate(bundle, "--precision", "fp16", "--force")
+    calibrate(bundle, "--precision", "int8", "--force")
+    calibrate(bundle, "--precision", "int8", "--target", "cpu", "--force")
     out = tmp_path / "bench.json"
     result = run_cli("bench", "encoder", "--bundle", str(bundle), "--batches", "1,8", "--iterations", "2",
                      "--json", str(out))
@@ -31,6 +34,7 @@ def test_encoder_bench_lists_each_precision_with_its_gate(tiny_bundles: dict[str
             gate = manifest["files"][r["artifact"].removesuffix(".onnx")]["calibration"]["gate"]
             assert r["cosine_p1"] == round(gate["cosine_p1"], 5)
             assert r["verdict_agreement"] == gate["verdict_agreement"]
+            assert r["gate"] == ("passed" if gate["passed"] else "FAILED (forced)")
     assert "| onnxruntime | vision.int8.onnx | qdq-s8s8 | 8 |" in result.out
     assert "| vision.int8-cpu.onnx |" in result.out
 

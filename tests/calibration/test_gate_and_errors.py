@@ -56,7 +56,8 @@ def test_force_writes_a_failed_artifact_and_says_so(clip: Path) -> None:
 
 
 def test_exclude_keeps_a_group_in_float(clip: Path) -> None:
-    calibrate(clip, "--precision", "int8", "--exclude", "layers.0", "--min-cosine", "0.9", "--min-agreement", "0.5")
+    # --force: the graph's structure is under test, not how this CPU quantizes a random model
+    calibrate(clip, "--precision", "int8", "--exclude", "layers.0", "--force")
     import onnx
 
     model = onnx.load(str(clip / "vision.int8.onnx"))
