@@ -91,14 +91,13 @@ def _folder_images(folder: Path, split: SplitSpec) -> tuple[list[np.ndarray], li
 
 
 def _sim_images(url: str, split: SplitSpec) -> tuple[list[np.ndarray], list[np.ndarray], str]:
-    from edge.sim import LineSimulator, parse_sim_url
+    from edge.sim import parse_sim_url, simulator
 
     try:
         p = parse_sim_url(url)
     except ConfigError as err:
         raise CalibrationError(str(err)) from err
-    sim = LineSimulator(seed=p.seed, size=p.size, defect_rate=p.defect_rate, defects=p.defects,
-                        hard_fraction=p.hard)
+    sim = simulator(p)
     total = split.calibration + split.holdout
     order = np.random.default_rng(split.seed).permutation(total) + p.start
     frames = [sim.frame(int(i)).image for i in order]

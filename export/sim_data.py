@@ -8,21 +8,19 @@ import numpy as np
 
 from edge.bundle import ImageSpec
 from edge.preprocess import resize_for_model
-from edge.sim import LineSimulator, SimTruth
+from edge.sim import SimTruth, simulator
 from edge.sim.source import SimParams
 
 
 def _render_range(params: SimParams, spec: ImageSpec, start: int, stop: int) -> tuple[np.ndarray, list[SimTruth]]:
-    sim = LineSimulator(seed=params.seed, size=params.size, defect_rate=params.defect_rate,
-                        defects=params.defects, hard_fraction=params.hard)
+    sim = simulator(params)
     frames = [sim.frame(i) for i in range(start, stop)]
     return np.stack([resize_for_model(f.image, spec) for f in frames]), [f.truth for f in frames]
 
 
 def _render_groups(params: SimParams, spec: ImageSpec, start: int, stop: int, zoom: tuple[float, float] = (1.0, 2.0)
                    ) -> tuple[np.ndarray, list[SimTruth]]:
-    sim = LineSimulator(seed=params.seed, size=params.size, defect_rate=1.0,
-                        defects=params.defects, hard_fraction=params.hard)
+    sim = simulator(params.model_copy(update={"defect_rate": 1.0}))
     images, truths = [], []
     for index in range(start, stop):
         rng = np.random.default_rng([params.seed, index])
@@ -90,8 +88,7 @@ def render_frames(params: SimParams, count: int, spec: ImageSpec, workers: int =
 
 
 def _raw_range(params: SimParams, start: int, stop: int) -> tuple[list[np.ndarray], list[SimTruth]]:
-    sim = LineSimulator(seed=params.seed, size=params.size, defect_rate=params.defect_rate,
-                        defects=params.defects, hard_fraction=params.hard)
+    sim = simulator(params)
     frames = [sim.frame(i) for i in range(start, stop)]
     return [f.image for f in frames], [f.truth for f in frames]
 

@@ -41,12 +41,11 @@ class SimSource:
     """The simulated line; ``truth`` travels with every frame."""
 
     def __init__(self, url: str) -> None:
-        from edge.sim import LineSimulator, parse_sim_url
+        from edge.sim import parse_sim_url, simulator
 
         self.params = parse_sim_url(url)
         p = self.params
-        self._sim = LineSimulator(seed=p.seed, size=p.size, defect_rate=p.defect_rate,
-                                  defects=p.defects, hard_fraction=p.hard)
+        self._sim = simulator(p)
         self._index = p.start
         self.name = url
         self.live = p.live

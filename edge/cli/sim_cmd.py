@@ -9,30 +9,34 @@ from pathlib import Path
 import cv2
 
 from edge.errors import ConfigError
-from edge.sim import LineSimulator, parse_sim_url
+from edge.sim import LineSimulator, parse_sim_url, simulator
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("url", help="sim://line?seed=N&size=640x480&defect_rate=0.5&...")
     p.add_argument("--frames", type=int, default=100, help="how many frames (default %(default)s)")
     p.add_argument("--out", type=Path, required=True,
-                   help="a folder (PNG per frame + truth.jsonl) or a .mp4/.avi file (+ .truth.json)")
+                   help="a folder (PNG per frame, masks/ with each defect's mask, truth.jsonl) or a .mp4/.avi "
+                   "file (+ .truth.json)")
 
 
 def run(args: argparse.Namespace) -> int:
     params = parse_sim_url(args.url)
-    sim = LineSimulator(seed=params.seed, size=params.size, defect_rate=params.defect_rate,
-                        defects=params.defects, hard_fraction=params.hard)
+    sim = simulator(params)
     indices = range(params.start, params.start + args.frames)
     if args.out.suffix.lower() in (".mp4", ".avi"):
         return _video(sim, indices, args.out, params.fps)
-    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "masks").mkdir(parents=True, exist_ok=True)
     with (args.out / "truth.jsonl").open("w", encoding="utf-8") as fh:
         for i in indices:
             frame = sim.frame(i)
             name = f"frame{i:06d}.png"
             cv2.imwrite(str(args.out / name), frame.image)
-            fh.write(json.dumps({"image": name, **frame.truth.model_dump(mode="json")}) + "\n")
+            row = {"image": name, **frame.truth.model_dump(mode="json"), "mask": None}
+            if frame.mask is not None:  # 255 where the defect is
+                row["mask"] = f"masks/{name}"
+                cv2.imwrite(str(args.out / row["mask"]), frame.mask.astype("uint8") * 255)
+            fh.write(json.dumps(row) + "\n")
     print(f"wrote {args.frames} frames and truth.jsonl to {args.out}")
     return 0
 

@@ -5,6 +5,6 @@ and in the tests. Every frame carries ground truth, and the same seed gives the 
 """
 
 from edge.sim.scene import DEFECTS, LineSimulator, SimFrame, SimTruth
-from edge.sim.source import SimParams, parse_sim_url
+from edge.sim.source import SimParams, parse_sim_url, simulator
 
-__all__ = ["DEFECTS", "LineSimulator", "SimFrame", "SimParams", "SimTruth", "parse_sim_url"]
+__all__ = ["DEFECTS", "LineSimulator", "SimFrame", "SimParams", "SimTruth", "parse_sim_url", "simulator"]

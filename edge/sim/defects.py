@@ -6,8 +6,9 @@
   (Zavrtanik et al., DRAEM, ICCV 2021);
 * holes and dents, cracks: drawn geometry with shading.
 
-Each painter works in part coordinates, returns the defect's box (x, y, w, h), and scales
-size and contrast by a severity in (0, 1], so that small, faint, hard cases exist.
+Each painter works in part coordinates, returns the defect's mask (bool [H, W]: the pixels it
+changed visibly; the box is the mask's bounding box), and scales size and contrast by a
+severity in (0, 1], so that small, faint, hard cases exist.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from edge.sim.noise import perlin_blob
 
 Box = tuple[int, int, int, int]
+Mask = np.ndarray  # bool [H, W] in part pixels
 
 
 def _pick_point(mask: np.ndarray, margin: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -30,7 +32,8 @@ def _pick_point(mask: np.ndarray, margin: int, rng: np.random.Generator) -> tupl
     return int(xs[i]), int(ys[i])
 
 
-def _box_of(layer: np.ndarray) -> Box:
+def box_of(layer: np.ndarray) -> Box:
+    """Bounding box (x, y, w, h) of a mask's non-zero pixels; (0, 0, 0, 0) when empty."""
     ys, xs = np.nonzero(layer)
     if len(ys) == 0:
         return (0, 0, 0, 0)
@@ -42,7 +45,7 @@ def _apply_delta(surface: np.ndarray, delta: np.ndarray, mask: np.ndarray) -> No
     surface[:] = np.clip(out, 0, 255).astype(np.uint8)
 
 
-def scratch(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Box:
+def scratch(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Mask:
     if rng.random() < 0.3:
         return _scar(surface, mask, severity, rng)
     length = int(30 + 260 * severity * rng.uniform(0.6, 1.0))
@@ -54,10 +57,10 @@ def scratch(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.rand
     cv2.line(layer, p1, p2, 1.0, int(rng.integers(1, 2 + int(5 * severity))), cv2.LINE_AA)
     contrast = (35 + 120 * severity) * (1 if rng.random() < 0.6 else -1)
     _apply_delta(surface, np.repeat(layer[..., None], 3, 2) * contrast, mask)
-    return _box_of(layer * mask > 0.05)
+    return layer * mask > 0.05
 
 
-def _scar(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Box:
+def _scar(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Mask:
     length, width = int(30 + 220 * severity), int(rng.integers(3, 4 + int(8 * severity)))
     h, w = surface.shape[:2]
     sy, sx = int(rng.integers(0, max(1, h - width))), int(rng.integers(0, max(1, w - length)))
@@ -75,10 +78,10 @@ def _scar(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random
     layer = cv2.warpAffine(layer, rot, (w, h)) * mask
     blend = layer[..., None]
     surface[:] = np.clip(surface * (1 - blend) + patch * blend, 0, 255).astype(np.uint8)
-    return _box_of(layer > 0.05)
+    return layer > 0.05
 
 
-def hole(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Box:
+def hole(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Mask:
     r = int(4 + 40 * severity * rng.uniform(0.7, 1.0))
     x, y = _pick_point(mask, r + 3, rng)
     axes = (r, max(3, int(r * rng.uniform(0.6, 1.0))))
@@ -96,10 +99,10 @@ def hole(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.
         ramp = ((xx - x) + (yy - y)) / (r + 1e-6)
         delta = layer * ramp * (40 + 90 * severity)
         _apply_delta(surface, np.repeat(delta[..., None], 3, 2), mask)
-    return _box_of(layer > 0.05)
+    return layer > 0.05
 
 
-def crack(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Box:
+def crack(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Mask:
     steps = int(8 + 55 * severity)
     x, y = _pick_point(mask, 10, rng)
     layer = np.zeros(mask.shape, np.float32)
@@ -115,13 +118,13 @@ def crack(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random
     layer *= mask
     contrast = -(50 + 110 * severity)
     _apply_delta(surface, np.repeat(layer[..., None], 3, 2) * contrast, mask)
-    return _box_of(layer > 0.05)
+    return layer > 0.05
 
 
 STAIN_COLOURS = ((30, 70, 150), (25, 45, 95), (35, 35, 35), (215, 225, 230), (40, 110, 160))
 
 
-def stain(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Box:
+def stain(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random.Generator) -> Mask:
     side = min(int(16 + 180 * severity * rng.uniform(0.6, 1.0)), min(mask.shape) - 1)  # small frames: fit the part
     blob = perlin_blob(side, rng)
     side = blob.shape[0]
@@ -135,9 +138,9 @@ def stain(surface: np.ndarray, mask: np.ndarray, severity: float, rng: np.random
     foreign: np.ndarray = (colour + rng.normal(0, 14, surface.shape)).astype(np.float32)  # DRAEM's anomaly source
     blend = layer[..., None]
     surface[:] = np.clip(surface * (1 - blend) + foreign * blend, 0, 255).astype(np.uint8)
-    return _box_of(layer > 0.1)
+    return layer > 0.1
 
 
-PAINTERS: dict[str, Callable[[np.ndarray, np.ndarray, float, np.random.Generator], Box]] = {
+PAINTERS: dict[str, Callable[[np.ndarray, np.ndarray, float, np.random.Generator], Mask]] = {
     "scratch": scratch, "hole": hole, "crack": crack, "stain": stain,
 }

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.sim.defects import PAINTERS
+from edge.sim import products
+from edge.sim.defects import PAINTERS, Box, box_of
 from edge.sim.textures import MATERIALS, TextureBank
 
 DEFECTS = ("scratch", "hole", "crack", "stain", "missing")
@@ -35,6 +36,7 @@ class SimTruth(BaseModel):
     severity: float = Field(ge=0, le=1, description="0 for good parts; size x contrast scale")
     material: str
     shape: str
+    product: str = Field(default="random", description="The line's product, or 'random' on the mixed line.")
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Defect:
 class SimFrame:
     image: np.ndarray  # BGR uint8 [H, W, 3]
     truth: SimTruth
+    mask: np.ndarray | None = None  # bool [H, W]: the defect's pixels (None for good parts)
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -114,18 +117,25 @@ class LineSimulator:
     """Deterministic per seed: frame ``i`` of seed ``s`` is always the same picture."""
 
     def __init__(self, seed: int = 0, size: tuple[int, int] = (640, 480), defect_rate: float = 0.5,
-                 defects: tuple[str, ...] = DEFECTS, hard_fraction: float = 0.15) -> None:
+                 defects: tuple[str, ...] = DEFECTS, hard_fraction: float = 0.15, product: str = "random") -> None:
         self.seed = seed
         self.width, self.height = size
         self.defect_rate = defect_rate
         self.defects = defects
         self.hard_fraction = hard_fraction
-        self._textures = TextureBank(np.random.default_rng([seed, 0xBEEF]))
+        self.product = products.CATALOGUE[product] if product != "random" else None
+        if self.product is None:
+            self._textures = TextureBank(np.random.default_rng([seed, 0xBEEF]))
+        else:  # the product's own textures: the same design whatever the line's seed
+            self._textures = TextureBank(np.random.default_rng([self.product.texture_seed, 0xBEEF]), per_material=1,
+                                         materials=(self.product.material,))
 
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, index])
 
     def sample_part(self, index: int, rng: np.random.Generator) -> Part:
+        if self.product is not None:
+            return self._product_part(index, self.product, rng)
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         material = MATERIALS[int(rng.integers(len(MATERIALS)))]
         scale_to_frame = min(self.width / 640, self.height / 480)
@@ -145,6 +155,23 @@ class LineSimulator:
             noise_seed=int(rng.integers(1 << 31)),
         )
 
+    def _product_part(self, index: int, product: products.Product, rng: np.random.Generator) -> Part:
+        """One part of a single-product line: the product's design, a little pose and light."""
+        s = min(self.width / 640, self.height / 480)
+        w, h = int(product.size[0] * s), int(product.size[1] * s)
+        j = products.CENTRE_JITTER
+        texture_seed = product.texture_seed if product.fixed_texture else int(rng.integers(1 << 31))
+        return Part(
+            part_id=f"S{self.seed}-{index:07d}", material=product.material, shape=product.shape, size=(w, h),
+            components=_components(product.shape, w, h),
+            angle=float(rng.uniform(-products.ANGLE_DEG, products.ANGLE_DEG)),
+            scale=float(rng.uniform(*products.SCALE)),
+            centre=(self.width * (0.5 + rng.uniform(-j, j)), self.height * (0.5 + rng.uniform(-j, j))),
+            gain=float(rng.uniform(*products.GAIN)),
+            light_dir=product.light_dir + float(rng.uniform(-products.LIGHT_JITTER, products.LIGHT_JITTER)),
+            belt_offset=int(index * 7), texture_seed=texture_seed, noise_seed=int(rng.integers(1 << 31)),
+        )
+
     def sample_defect(self, part: Part, rng: np.random.Generator) -> Defect | None:
         if rng.random() >= self.defect_rate:
             return None
@@ -160,30 +187,33 @@ class LineSimulator:
         return self.render(index, part, self.sample_defect(part, rng))
 
     def render(self, index: int, part: Part, defect: Defect | None) -> SimFrame:
-        surface, mask, local_box = self._surface(part, defect)
-        image, box = self._place(part, surface, mask, local_box)
+        surface, mask, defect_mask = self._surface(part, defect)
+        local_box = box_of(defect_mask) if defect_mask is not None else None
+        image, box, frame_mask = self._place(part, surface, mask, local_box, defect_mask)
         self._finish(image, part)
         truth = SimTruth(
             frame=index, part_id=part.part_id, defect=defect.kind if defect else "good",  # type: ignore[arg-type]
             box=box, severity=defect.severity if defect else 0.0, material=part.material,
-            shape=part.shape,
+            shape=part.shape, product=self.product.name if self.product else "random",
         )
-        return SimFrame(image=image, truth=truth)
+        return SimFrame(image=image, truth=truth, mask=frame_mask)
 
-    def _surface(self, part: Part, defect: Defect | None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    def _surface(self, part: Part, defect: Defect | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The part's surface, its outline mask, and the defect's mask (part pixels) or None."""
         w, h = part.size
         tex_rng = np.random.default_rng(part.texture_seed)
         surface = self._textures.sample(part.material, h, w, tex_rng)
         mask = _part_mask(part.shape, w, h)
-        box = None
+        defect_mask = None
         for i, (x, y, r) in enumerate(part.components):
             missing = defect is not None and defect.kind == "missing" and i == defect.missing_index
             _draw_component(surface, x, y, r, part.material, present=not missing)
-            if missing:
-                box = (x - r - 4, y - r - 4, 2 * r + 9, 2 * r + 9)  # pads reach r + 3
+            if missing:  # the empty mount: pads reach r + 3, the box (x - r - 4, y - r - 4, 2r + 9, 2r + 9)
+                defect_mask = np.zeros((h, w), bool)
+                defect_mask[max(0, y - r - 4) : y + r + 5, max(0, x - r - 4) : x + r + 5] = True
         if defect is not None and defect.kind in PAINTERS:
-            box = PAINTERS[defect.kind](surface, mask, defect.severity, np.random.default_rng(defect.seed))
-        return surface, mask, box
+            defect_mask = PAINTERS[defect.kind](surface, mask, defect.severity, np.random.default_rng(defect.seed))
+        return surface, mask, defect_mask
 
     def _background(self, part: Part) -> np.ndarray:
         rows = np.arange(self.height, dtype=np.float32)[:, None]
@@ -193,8 +223,9 @@ class LineSimulator:
         img[: self.height // 12] = img[-self.height // 12 :] = 95  # guide rails
         return img.astype(np.uint8)
 
-    def _place(self, part: Part, surface: np.ndarray, mask: np.ndarray,
-               box: tuple | None) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    def _place(self, part: Part, surface: np.ndarray, mask: np.ndarray, box: tuple | None,
+               defect_mask: np.ndarray | None) -> tuple[np.ndarray, Box | None, np.ndarray | None]:
+        """The part placed on the belt; the defect's box and mask in frame pixels (None for good parts)."""
         w, h = part.size
         m = cv2.getRotationMatrix2D((w / 2, h / 2), part.angle, part.scale)
         m[0, 2] += part.centre[0] - w / 2
@@ -203,8 +234,10 @@ class LineSimulator:
         warped = cv2.warpAffine(surface, m, size, flags=cv2.INTER_LINEAR)
         alpha = cv2.warpAffine(mask.astype(np.float32), m, size, flags=cv2.INTER_LINEAR)[..., None]
         image = (self._background(part) * (1 - alpha) + warped * alpha).astype(np.uint8)
-        if box is None or box[2] == 0:
-            return image, None
+        if box is None or box[2] == 0 or defect_mask is None:
+            return image, None, None
+        # warped like the surface (bilinear), so that thin lines keep their pixels
+        frame_mask = cv2.warpAffine(defect_mask.astype(np.float32), m, size, flags=cv2.INTER_LINEAR) > 0.25
         x, y, bw, bh = box
         corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float32)
         pts = corners @ m.T
@@ -212,7 +245,7 @@ class LineSimulator:
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
         x0, y0 = max(0, int(x0)), max(0, int(y0))
         x1, y1 = min(self.width, int(x1)), min(self.height, int(y1))
-        return image, (x0, y0, x1 - x0, y1 - y0)
+        return image, (x0, y0, x1 - x0, y1 - y0), frame_mask
 
     def _finish(self, image: np.ndarray, part: Part) -> None:
         """Lighting: a gain, a directional gradient, sensor noise."""

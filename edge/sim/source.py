@@ -7,7 +7,8 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.errors import CameraError
-from edge.sim.scene import DEFECTS
+from edge.sim.products import CATALOGUE, product_names
+from edge.sim.scene import DEFECTS, LineSimulator
 
 
 class SimParams(BaseModel):
@@ -23,6 +24,8 @@ class SimParams(BaseModel):
     hard: float = Field(default=0.15, ge=0, le=1, description="Share of small, faint defects.")
     start: int = Field(default=0, ge=0, description="Index of the first frame.")
     frames: int | None = Field(default=None, ge=1, description="Stop after this many (default: never).")
+    product: str = Field(default="random", description="A named product (a single-product line: one design, "
+                         "small pose and light changes) or 'random' (the mixed line).")
     live: bool = Field(default=True, description="1: paced at fps, newest frame wins like a camera; "
                        "0: replay, every frame is inspected.")
 
@@ -43,6 +46,20 @@ class SimParams(BaseModel):
         if unknown:
             raise ValueError(f"unknown defect {unknown[0]!r}, expected some of {', '.join(DEFECTS)}")
         return v
+
+
+    @field_validator("product")
+    @classmethod
+    def _product(cls, v: str) -> str:
+        if v != "random" and v not in CATALOGUE:
+            raise ValueError(f"unknown product {v!r}, expected one of {product_names()}")
+        return v
+
+
+def simulator(p: SimParams) -> LineSimulator:
+    """The simulator a ``sim://`` URL describes (frames from ``p.start`` on are the caller's)."""
+    return LineSimulator(seed=p.seed, size=p.size, defect_rate=p.defect_rate, defects=p.defects,
+                         hard_fraction=p.hard, product=p.product)
 
 
 def parse_sim_url(url: str) -> SimParams:

@@ -63,10 +63,11 @@ _MAKERS = {"brushed metal": _brushed, "painted plastic": _plastic, "cast metal":
 class TextureBank:
     """A few textures per material; ``sample`` crops one at a random place."""
 
-    def __init__(self, rng: np.random.Generator, per_material: int = 4) -> None:
+    def __init__(self, rng: np.random.Generator, per_material: int = 4,
+                 materials: tuple[str, ...] = MATERIALS) -> None:
         self._bank = {
             m: [np.clip(_MAKERS[m](rng), 0, 255).astype(np.uint8) for _ in range(per_material)]
-            for m in MATERIALS
+            for m in materials
         }
 
     def sample(self, material: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:

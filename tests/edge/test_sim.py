@@ -11,6 +11,7 @@ import pytest
 
 from edge.errors import CameraError
 from edge.sim import DEFECTS, LineSimulator, parse_sim_url
+from edge.sim.products import CATALOGUE
 from edge.sim.scene import Defect
 from tests.helpers import one_line_error, run_cli
 
@@ -42,6 +43,37 @@ def test_truth_box_is_where_the_defect_changed_pixels(kind: str) -> None:
         changed = diff > 12
         assert changed[inside].sum() > 5  # the defect is visible inside its box
         assert changed[~inside].sum() <= 0.02 * changed.sum() + 2  # and (almost) nowhere else
+        mask = with_defect.mask
+        assert mask is not None and mask.shape == diff.shape and without.mask is None
+        assert mask[inside].sum() > 5 and not mask[~inside].any()  # the mask lies in its box
+        assert changed[mask].mean() > 0.3 or kind == "missing"  # and covers changed pixels ...
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert near[changed].mean() > 0.8  # ... most of which it holds (within a pixel)
+
+
+@pytest.mark.parametrize("product", list(CATALOGUE))
+def test_a_product_line_shows_one_design_whatever_the_seed(product: str) -> None:
+    a = LineSimulator(seed=1, product=product, defect_rate=0.0)
+    b = LineSimulator(seed=2, product=product, defect_rate=0.0)
+    fa, fb = [a.frame(i) for i in range(4)], [b.frame(i) for i in range(4)]
+    spec = CATALOGUE[product]
+    assert {(f.truth.material, f.truth.shape, f.truth.product) for f in fa + fb} == {
+        (spec.material, spec.shape, product)}
+    # the same design: frames of two seeds differ little more than two frames of one seed
+    def mean_diff(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.abs(cv2.blur(x, (9, 9)).astype(int) - cv2.blur(y, (9, 9)).astype(int)).mean())
+
+    within, across = mean_diff(fa[0].image, fa[1].image), mean_diff(fa[0].image, fb[0].image)
+    assert across < 2.0 * within + 4
+    mixed = LineSimulator(seed=1)  # the mixed line changes material and shape from part to part
+    assert len({(mixed.frame(i).truth.material, mixed.frame(i).truth.shape) for i in range(12)}) > 3
+
+
+def test_unknown_product_lists_the_catalogue() -> None:
+    with pytest.raises(CameraError, match="unknown product 'gear'.*random, steel-plate"):
+        parse_sim_url("sim://line?product=gear")
+    assert parse_sim_url("sim://line?product=pcb-board").product == "pcb-board"
+    assert len(CATALOGUE) >= 8 and len({p.material for p in CATALOGUE.values()}) == 5
 
 
 def test_frames_carry_complete_truth() -> None:
@@ -75,6 +107,12 @@ def test_sim_cli_writes_folder_and_video(tmp_path: Path) -> None:
     run_cli("sim", "sim://line?seed=4&size=320x240", "--frames", "5", "--out", str(tmp_path / "f"))
     rows = [json.loads(line) for line in (tmp_path / "f" / "truth.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and all((tmp_path / "f" / r["image"]).is_file() for r in rows)
+    for r in rows:  # a mask per defective frame, inside its box
+        assert (r["mask"] is None) == (r["defect"] == "good")
+        if r["mask"]:
+            mask = cv2.imread(str(tmp_path / "f" / r["mask"]), cv2.IMREAD_GRAYSCALE)
+            x, y, w, h = r["box"]
+            assert mask.shape == (240, 320) and mask[y : y + h, x : x + w].sum() == mask.sum() > 0
     run_cli("sim", "sim://line?seed=4&size=320x240", "--frames", "6", "--out", str(tmp_path / "v.avi"))
     cap = cv2.VideoCapture(str(tmp_path / "v.avi"))
     count = 0
