@@ -19,9 +19,9 @@ def _render_range(params: SimParams, spec: ImageSpec, start: int, stop: int) -> 
 
 
 def _render_groups(params: SimParams, spec: ImageSpec, start: int, stop: int, zoom: tuple[float, float] = (1.0, 2.0)
-                   ) -> tuple[np.ndarray, list[SimTruth]]:
+                   ) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
     sim = simulator(params.model_copy(update={"defect_rate": 1.0}))
-    images, truths = [], []
+    images, truths, masks = [], [], []
     for index in range(start, stop):
         rng = np.random.default_rng([params.seed, index])
         part = sim.sample_part(index, rng)
@@ -30,21 +30,39 @@ def _render_groups(params: SimParams, spec: ImageSpec, start: int, stop: int, zo
             if defect is not None:
                 defect.kind = kind
             frame = sim.render(index, part, defect)
-            images.append(resize_for_model(zoom_crop(frame.image, frame.truth.box, rng, zoom), spec))
+            x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, rng, zoom)
+            images.append(resize_for_model(frame.image[y : y + ch, x : x + cw], spec))
+            masks.append(mask_for_model(frame.mask, (x, y, cw, ch), spec))
             truths.append(frame.truth)
-    return np.stack(images), truths
+    return np.stack(images), truths, np.stack(masks)
+
+
+def mask_for_model(mask: np.ndarray | None, window: tuple[int, int, int, int], spec: ImageSpec) -> np.ndarray:
+    """A defect mask cut and resized like its image: uint8 [S, S], 255 = fully covered (area-averaged)."""
+    if mask is None:
+        return np.zeros((spec.size, spec.size), np.uint8)
+    x, y, cw, ch = window
+    cut = mask[y : y + ch, x : x + cw].astype(np.uint8) * 255
+    return np.asarray(resize_for_model(np.repeat(cut[..., None], 3, axis=2), spec)[..., 0])
 
 
 def zoom_crop(image: np.ndarray, box: tuple[int, int, int, int] | None, rng: np.random.Generator,
               zoom_range: tuple[float, float] = (1.0, 2.0)) -> np.ndarray:
-    """A random window (zoomed by ``zoom_range``) that keeps the defect box inside as far as
-    it fits (centred on it otherwise); good parts get a window on the part.
+    """A random window (zoomed by ``zoom_range``) around the defect box; see :func:`zoom_window`."""
+    x, y, cw, ch = zoom_window(image.shape, box, rng, zoom_range)
+    return image[y : y + ch, x : x + cw]
+
+
+def zoom_window(shape: tuple[int, ...], box: tuple[int, int, int, int] | None, rng: np.random.Generator,
+                zoom_range: tuple[float, float] = (1.0, 2.0)) -> tuple[int, int, int, int]:
+    """A random window (x, y, w, h), zoomed by ``zoom_range``, that keeps the defect box inside
+    as far as it fits (centred on it otherwise); good parts get a window on the part.
 
     Training sees defects at the scales that the service's tiles show them: measured here,
     a small ViT trained from scratch on whole frames stayed at chance on defects for 300
     steps, while zoomed views broke out of that plateau within 200.
     """
-    h, w = image.shape[:2]
+    h, w = shape[:2]
     zoom = float(rng.uniform(*zoom_range))
     cw, ch = int(w / zoom), int(h / zoom)
     x_lo, x_hi, y_lo, y_hi = 0, w - cw, 0, h - ch
@@ -57,22 +75,22 @@ def zoom_crop(image: np.ndarray, box: tuple[int, int, int, int] | None, rng: np.
     y_lo, y_hi = max(0, min(by + bh - ch, y_hi)), min(y_hi, max(0, by))
     x = int(rng.integers(x_lo, max(x_lo, x_hi) + 1))
     y = int(rng.integers(y_lo, max(y_lo, y_hi) + 1))
-    return image[y : y + ch, x : x + cw]
+    return x, y, cw, ch
 
 
 def render_groups(params: SimParams, parts: int, spec: ImageSpec, workers: int = 2,
-                  zoom: tuple[float, float] = (1.0, 2.0)) -> tuple[np.ndarray, list[SimTruth]]:
+                  zoom: tuple[float, float] = (1.0, 2.0)) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
     """Counterfactual groups: each part rendered good and once with every defect kind.
 
     Within a group the frames differ only by the defect, so a contrastive batch made of
     whole groups cannot be solved by material, shape or lighting: the towers must learn
-    the defects themselves.
+    the defects themselves. Returns (images [N, S, S, 3], truths, masks [N, S, S] uint8 coverage).
     """
     bounds = np.linspace(params.start, params.start + parts, workers + 1).astype(int)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         out = list(pool.map(_render_groups, [params] * workers, [spec] * workers,
                             bounds[:-1].tolist(), bounds[1:].tolist(), [zoom] * workers))
-    return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]]
+    return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]], np.concatenate([p[2] for p in out])
 
 
 def render_frames(params: SimParams, count: int, spec: ImageSpec, workers: int = 2

@@ -12,6 +12,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,44 +46,54 @@ def build_model(family: str, tokenizer: object) -> torch.nn.Module:
     return model
 
 
-def train_family(family: str, images: np.ndarray, truths: list, holdout: tuple) -> None:
+def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarray, holdout: tuple,
+                 progress: Path | None, out_root: Path | None = None) -> None:
     spec = recipe.image_spec(family)
     tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     model = build_model(family, tokenizer)
     data = PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
-                    group_size=1 + len(recipe.TRAIN.defects))
+                    group_size=1 + len(recipe.TRAIN.defects), masks=masks)
     prompts = PromptSet.model_validate(DEMO_PROMPTS)
     hold_images, hold_truths = holdout
-    evaluate = lambda: zero_shot_eval(  # noqa: E731
-        model, family, tokenizer, recipe.SIZES.context_length, spec, prompts, hold_images,  # type: ignore[arg-type]
-        [t.defect for t in hold_truths])
+
+    def evaluate() -> dict[str, object]:
+        report = zero_shot_eval(model, family, tokenizer, recipe.SIZES.context_length, spec, prompts,  # type: ignore[arg-type]
+                                hold_images, [t.defect for t in hold_truths])
+        if progress is not None:  # a checkpoint at every evaluation: a long run can be stopped and still used
+            save_checkpoint(progress / f"demo-{family}", model.eval(), tokenizer,
+                            preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
+        return report
+
     cfg = TrainConfig(steps=recipe.STEPS, batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
-                      seed=recipe.SEED, eval_every=100, threads=2)
+                      seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT)
     start = time.perf_counter()
     history = train(model, family, tokenizer, spec, data, cfg, evaluate,  # type: ignore[arg-type]
                     log=lambda s: print(f"demo-{family} {s}", flush=True))
     seconds = time.perf_counter() - start
-    out = recipe.folder(family)
+    out = recipe.folder(family) if out_root is None else out_root / f"demo-{family}"
     save_checkpoint(out, model.eval(), tokenizer,
                     preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
     (out / "training_log.json").write_text(json.dumps(
         {"train_seconds": round(seconds, 1), "steps": recipe.STEPS, "batch": recipe.BATCH,
-         "lr": recipe.LR, "warmup": recipe.WARMUP, "train_frames": len(images),
+         "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": recipe.DENSE_WEIGHT,
+         "zoom": list(recipe.ZOOM), "train_frames": len(images),
          "torch": torch.__version__, "history": history}, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--family", choices=(*recipe.FAMILIES, "both"), default="both")
+    parser.add_argument("--progress", type=Path, help="also save a checkpoint here at every evaluation")
+    parser.add_argument("--out", type=Path, help="write the models here (default: export/demo_models/demo-*)")
     args = parser.parse_args(argv)
     spec = recipe.image_spec("clip")  # both families train on the same squashed frames
     t = time.perf_counter()
-    images, truths = render_groups(recipe.TRAIN, recipe.TRAIN_PARTS, spec, zoom=recipe.ZOOM)
-    holdout = render_groups(recipe.HOLDOUT, recipe.HOLDOUT_FRAMES // 6, spec, zoom=recipe.ZOOM)
+    images, truths, masks = render_groups(recipe.TRAIN, recipe.TRAIN_PARTS, spec, zoom=recipe.ZOOM)
+    holdout = render_groups(recipe.HOLDOUT, recipe.HOLDOUT_FRAMES // 6, spec, zoom=recipe.ZOOM)[:2]
     print(f"rendered {len(images)} + {len(holdout[1])} frames in {time.perf_counter() - t:.0f} s", flush=True)
     for family in recipe.FAMILIES if args.family == "both" else (args.family,):
-        train_family(family, images, truths, holdout)
+        train_family(family, images, truths, masks, holdout, args.progress, args.out)
     return 0
 
 
