@@ -33,10 +33,10 @@ from edge.config import TileConfig
 from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
 from edge.errors import CalibrationError, ConfigError
 from edge.hashing import sha256_file
+from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
 from edge.progress import Steps
 from edge.prompts import PromptSet, load_prompt_set
-from edge.service.prompt_state import text_embeddings
 
 
 class CalibrateOptions(BaseModel):

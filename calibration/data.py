@@ -19,8 +19,8 @@ from edge.bundle import ImageSpec
 from edge.config import TileConfig
 from edge.errors import CalibrationError, ConfigError, ImageError
 from edge.hashing import sha256_file, sha256_json
+from edge.inspect.tiles import crop, grid
 from edge.preprocess import IMAGE_SUFFIXES, load_image, to_pixel_values
-from edge.service.tiles import crop, grid
 
 MIN_HOLDOUT = 20  # below this a 99 % agreement gate cannot tell one flip from none
 

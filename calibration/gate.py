@@ -23,9 +23,9 @@ import numpy as np
 
 from edge.bundle import BundleManifest, GateRecord
 from edge.encoders.onnxruntime import OrtImageEncoder
+from edge.inspect.decision import decide
 from edge.prompts import PromptSet
 from edge.scoring import category_probs, l2_normalize
-from edge.service.decision import decide
 
 
 @dataclass(frozen=True)

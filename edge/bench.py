@@ -14,6 +14,7 @@ import json
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,9 @@ from edge.bundle import Bundle
 from edge.config import parse_config
 from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.errors import ConfigError
+from edge.inspect.tiles import tiles_for
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
-from edge.service.tiles import tiles_for
 from edge.sim import LineSimulator
 
 FALLBACK_PROMPTS = """\
@@ -65,7 +66,7 @@ def bare_encoder_ms(model: ZeroShotModel, batch: int, repeats: int = 10) -> floa
 
 def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tiles: dict[str, Any] | None,
                  workdir: Path) -> dict[str, Any]:
-    from edge.service.service import InspectionService
+    from edge.app import build_station
 
     frames_dir = workdir / "frames"
     if not frames_dir.exists():
@@ -77,13 +78,13 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
             for i in range(cameras)]
     cfg = parse_config({"cameras": cams, "model": {"bundle": str(bundle)}, "prompts": str(prompts),
                         "state_dir": str(workdir / f"state{cameras}")}, "bench")
-    with InspectionService(cfg) as svc:
-        svc.run(duration=2.0)  # warm-up
-        c = svc.counters
-        before = (c.inspected, c.batches, dict(c.stage_s), time.perf_counter())
-        svc.run(duration=seconds)
-        after = (c.inspected, c.batches, dict(c.stage_s), time.perf_counter())
-        skipped = sum(cam.stats.skipped for cam in svc.cameras.values())
+    with build_station(cfg) as running:
+        running.run(duration=2.0)  # warm-up
+        c, tally = running.counters, running.pipeline.publisher.tally
+        before = (c.inspected, c.batches, {**c.stage_s, "publish": tally.seconds}, time.perf_counter())
+        running.run(duration=seconds)
+        after = (c.inspected, c.batches, {**c.stage_s, "publish": tally.seconds}, time.perf_counter())
+        skipped = sum(cam.skipped for cam in running.station.cameras().values())
         crops_per_frame = len(tiles_for(cfg.cameras[0], 640, 480))  # sim frames are 640x480
     frames = max(1, after[0] - before[0])
     batch = max(1, round(frames / max(1, after[1] - before[1]) * crops_per_frame))
@@ -214,13 +215,18 @@ def _time_batches(encoder: Any, pixels: Any, iterations: int) -> Any:
     return np.array(times) * 1000
 
 
+EagerRuns = Callable[[dict[int, Any], int, "int | None"], list[dict[str, Any]]]
+
+
 def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | None, out: Path | None,
-            roles: list[str] | None = None, checkpoint: str | None = None) -> dict[str, Any]:
+            roles: list[str] | None = None, eager: EagerRuns | None = None,
+            eager_name: str | None = None) -> dict[str, Any]:
     """Image/s and latency percentiles of each vision artifact alone (ONNX Runtime), per batch size.
 
     Each calibrated artifact's row carries its accuracy-gate numbers from the manifest, so a
-    speed-up is never quoted without what it cost. With ``checkpoint``, PyTorch eager on the
-    same frames is timed too (needs the export extra; the runtime itself never imports torch).
+    speed-up is never quoted without what it cost. With ``eager`` (the CLI passes PyTorch's
+    timing from ``export/``: the runtime itself never imports torch), the checkpoint is timed
+    on the same frames too.
     """
 
     opened = Bundle.open(bundle)
@@ -246,8 +252,8 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
                              "gate": _gate_word(gate)})
     trt_runs, trt_note = _tensorrt_runs(opened, pixels, iterations, base)
     runs += trt_runs
-    if checkpoint is not None:
-        runs += _eager(checkpoint, pixels, iterations, threads, base)
+    if eager is not None:
+        runs += _eager(eager, eager_name or "pytorch", pixels, iterations, threads, base)
     report = {"benchmark": "encoder", "machine": machine(), "bundle": str(bundle), "threads": threads,
               "tensorrt": trt_note or "timed", "runs": runs}
     return _write(report, out)
@@ -310,17 +316,12 @@ def _tensorrt_runs(bundle: Bundle, pixels: dict[int, Any], iterations: int,
     return runs, None if runs else "no fresh engine: run 'edge-inspect build'"
 
 
-def _eager(checkpoint: str, pixels: dict[int, Any], iterations: int, threads: int | None,
+def _eager(eager: EagerRuns, name: str, pixels: dict[int, Any], iterations: int, threads: int | None,
            base: dict[int, float]) -> list[dict[str, Any]]:
-    try:
-        from export.bench_torch import eager_runs
-    except ImportError as err:
-        raise ConfigError(f"--checkpoint needs the export extra ({err.name} is missing): "
-                          "pip install 'edge-inspect[export]'.") from err
-    runs = eager_runs(checkpoint, pixels, iterations, threads)
+    runs = eager(pixels, iterations, threads)
     for r in runs:
         fp32 = base.get(r["batch"])
-        r.update(backend="pytorch", artifact=checkpoint, format="eager fp32", cosine_p1=None, verdict_agreement=None,
+        r.update(backend="pytorch", artifact=name, format="eager fp32", cosine_p1=None, verdict_agreement=None,
                  gate=None, vs_fp32=round(r["images_per_s"] / fp32, 2) if fp32 else None)
     return runs
 
@@ -348,11 +349,11 @@ def sim(url: str, frames: int, out: Path | None) -> dict[str, Any]:
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        simulator = simulator(p)
-        simulator.frame(0)
+        line = simulator(p)
+        line.frame(0)
         start = time.perf_counter()
         for i in range(1, frames + 1):
-            simulator.frame(i)
+            line.frame(i)
         elapsed = time.perf_counter() - start
     finally:
         cv2.setNumThreads(threads)

@@ -135,6 +135,8 @@ class MqttConfig(_Strict):
     password_file: Path | None = Field(default=None, description="File holding the password "
                                        "(e.g. $CREDENTIALS_DIRECTORY/mqtt-password under systemd).")
     keepalive: int = Field(default=30, ge=5, le=3600)
+    ack_alarm_s: float = Field(default=10.0, gt=0, le=86400, description="/healthz reports 'broker not "
+                               "acknowledging' when the oldest undelivered result is older than this.")
 
     def password(self) -> str | None:
         """The secret, read now from the environment or the credentials file."""
@@ -153,6 +155,9 @@ class MqttConfig(_Strict):
 class HttpConfig(_Strict):
     host: str = Field(default="127.0.0.1", description="Loopback by default; 0.0.0.0 exposes it to the network.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Health and metrics port (unset: off).")
+    hostnames: list[str] = Field(default_factory=list, max_length=32, description="Names the page is reached by "
+                                 "(e.g. station7.plant.local); requests for any other Host are refused (DNS "
+                                 "rebinding). Loopback names and the bound address are always allowed.")
 
 
 class UiUser(_Strict):

@@ -1,4 +1,5 @@
-"""One capture thread per camera that always holds the newest frame.
+"""One capture loop per camera (run by the station on its own supervised thread) that always
+holds the newest frame.
 
 Capture never waits for inference: each new frame replaces the previous one, and a frame
 replaced before anyone took it is counted as skipped (never silently). When a source
@@ -54,7 +55,8 @@ class CameraStats:
 
 
 class Camera:
-    """Owns a FrameSource on its own thread; ``latest()`` never blocks on capture."""
+    """Owns a FrameSource; ``run()`` is its capture loop (the station runs it on a supervised
+    thread); ``latest()`` never blocks on capture."""
 
     def __init__(self, config: CameraConfig, new_frame: threading.Condition | None = None) -> None:
         self.config = config
@@ -66,16 +68,11 @@ class Camera:
         self._lock = threading.Lock()
         self._new_frame = new_frame or threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
         self._last_frame_mono = time.monotonic()
 
-    def start(self) -> Camera:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self) -> None:
+        """Ask the capture loop to end (the station joins its thread)."""
         self._stop.set()
-        self._thread.join(timeout)
         self._set_state(CameraState.STOPPED)
 
     def latest(self, after: int = 0) -> Frame | None:
@@ -102,6 +99,8 @@ class Camera:
         return time.monotonic() - self._last_frame_mono > self.config.stale_after_s
 
     def _set_state(self, state: CameraState, reason: str | None = None) -> None:
+        if self._stop.is_set() and state not in (CameraState.STOPPED, CameraState.ENDED):
+            return  # stopping: the loop's last word must not undo STOPPED
         if state != self.state:
             log.info("camera %s: %s%s", self.name, state.value, f" ({reason})" if reason else "")
         self.state = state
@@ -119,7 +118,8 @@ class Camera:
         with self._new_frame:
             self._new_frame.notify_all()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Open, capture, reopen with backoff; returns at stop or when a finite source ended."""
         backoff = BACKOFF_START_S
         while not self._stop.is_set():
             try:
@@ -136,6 +136,8 @@ class Camera:
                 source.close()
             if ended:
                 self._set_state(CameraState.ENDED)
+                return
+            if self._stop.is_set():
                 return
             if not self._stop.is_set():
                 self.stats.reconnects += 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from edge.bench import encoder, encoder_table, mqtt_outbox, mqtt_table, pipeline, pipeline_table, sim
+from edge.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,11 +37,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mq.add_argument("--json", type=Path, default=Path("bench-mqtt.json"), help="report file")
 
 
+def _eager(checkpoint: str) -> Any:
+    """PyTorch eager timing lives in export/ (torch); only the CLI may reach it."""
+    try:
+        from export.bench_torch import eager_runs
+    except ImportError as err:
+        raise ConfigError(f"--checkpoint needs the export extra ({err.name} is missing): "
+                          "pip install 'edge-inspect[export]'.") from err
+    return lambda pixels, iterations, threads: eager_runs(checkpoint, pixels, iterations, threads)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.what == "encoder":
         batches = [int(b) for b in args.batches.split(",") if b.strip()]
         roles = [r for r in args.artifacts.split(",") if r.strip()] if args.artifacts else None
-        report = encoder(args.bundle, batches, args.iterations, args.threads, args.json, roles, args.checkpoint)
+        report = encoder(args.bundle, batches, args.iterations, args.threads, args.json, roles,
+                         _eager(args.checkpoint) if args.checkpoint else None, args.checkpoint)
         print(encoder_table(report))
         print(f"wrote {args.json}")
         return 0

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.engine_build import BuildOptions, build, check
+    from edge.engines.build import BuildOptions, build, check
 
     precisions = args.precision or (["fp16", "int8"] if args.check else None)
     if not precisions:

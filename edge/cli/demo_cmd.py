@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace, cfg: ServiceConfig, port: int | None) -> int:
-    from edge.service.service import InspectionService
+    from edge.app import build_station
     from edge.service.sinks import CallbackSink
 
     table = LiveTable(args.quiet)
@@ -176,14 +176,14 @@ def _run_demo(args: argparse.Namespace, cfg: ServiceConfig, port: int | None) ->
     where = f", MQTT on 127.0.0.1:{port} (topic inspect/demo-plant/line1/st1/#)" if port else ""
     print(f"demo: {args.cameras} simulated camera(s) at {args.fps:g} frames/s, prompts {cfg.prompts} "
           f"(edit it while this runs), results {cfg.results.jsonl}{where}", flush=True)
-    with InspectionService(cfg, sinks=[CallbackSink(table, "demo-table")]) as service:
+    with build_station(cfg, sinks=[CallbackSink(table, "demo-table")]) as running:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: service.request_stop())
-        if service.ops is not None:
-            print(f"demo: operator page http://127.0.0.1:{service.ops.port}/ (edit, preview, activate prompts)",
+            signal.signal(sig, lambda *_: running.request_stop())
+        if running.ops is not None:
+            print(f"demo: operator page http://127.0.0.1:{running.ops.port}/ (edit, preview, activate prompts)",
                   flush=True)
-        service.run(duration=args.duration)
-        labels = service.prompt_state.names
+        running.run(duration=args.duration)
+        labels = running.prompt_state.names
     print(table.summary(labels))
     if mes is not None:
         time.sleep(0.5)

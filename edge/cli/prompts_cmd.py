@@ -10,12 +10,13 @@ import yaml
 
 from edge.bundle import Bundle
 from edge.errors import ConfigError
+from edge.inspect.decision import decide
+from edge.inspect.frames import score_frames
+from edge.inspect.prompt_state import build_state
+from edge.inspect.thresholds import propose_thresholds
 from edge.model import ZeroShotModel
 from edge.preprocess import IMAGE_SUFFIXES, load_image
 from edge.prompts import PromptSet, load_prompt_set
-from edge.service.decision import decide
-from edge.service.prompt_state import build_state, score_frames
-from edge.service.thresholds import propose_thresholds
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +45,8 @@ def _images(folder: Path) -> list[Path]:
 def _scores(bundle: Path, prompts: PromptSet, base: Path, files: list[Path]) -> np.ndarray:
     with ZeroShotModel(Bundle.open(bundle)) as model:
         state = build_state(model, prompts, base, None, "cli")
-        return score_frames(model, state, [load_image(f) for f in files])
+        scored = score_frames(model, state, [load_image(f) for f in files], batch=32)
+        return np.stack([fs.scores for fs in scored])
 
 
 def _test(args: argparse.Namespace) -> int:

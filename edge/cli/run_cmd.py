@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from edge.errors import ConfigError
 
 
 def add_service_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="inspect.yaml (see examples/inspect.yaml)")
+    p.add_argument("--config", type=Path, help="inspect.yaml (see systemd/inspect.example.yaml)")
     p.add_argument("--bundle", type=Path, help="model bundle folder (overrides model.bundle)")
     p.add_argument("--camera", action="append", default=[], metavar="URL",
                    help="a camera source; repeat for several (replaces the config's cameras)")
@@ -67,37 +68,37 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.app import build_station
     from edge.ops import logs
     from edge.ops.notify import Notifier, Watchdog, watchdog_interval
-    from edge.service.service import InspectionService
 
     cfg = service_config(args)
     logs.setup(args.log_level, args.log_format or cfg.ops.log_format)
     notifier = Notifier()
-    with InspectionService(cfg) as service:
+    with build_station(cfg) as running:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: service.request_stop())
-        wait_for_cameras(service, timeout=10.0)
-        notifier.ready(service.status.summary())
-        service.status.listeners.append(notifier.status)
+            signal.signal(sig, lambda *_: running.request_stop())
+        wait_for_cameras(running.station, timeout=10.0)
+        notifier.ready(running.status.summary())
+        running.status.listeners.append(notifier.status)
         interval = watchdog_interval()
-        dog = Watchdog(notifier, interval, lambda: service.stalled_for() < cfg.ops.stall_after_s).start() \
+        dog = Watchdog(notifier, interval, lambda: running.pipeline.stalled_for() < cfg.ops.stall_after_s).start() \
             if interval else None
         try:
-            service.run(duration=args.duration)
+            running.run(duration=args.duration)
         finally:
             notifier.stopping()
             if dog is not None:
                 dog.stop()
-    return 0
+    if running.exit_code:
+        print(f"edge-inspect run: stopped on an error: {running.status.summary()}", file=sys.stderr)
+    return running.exit_code
 
 
-def wait_for_cameras(service: Any, timeout: float) -> None:
+def wait_for_cameras(control: Any, timeout: float) -> None:
     """READY means the cameras were opened: wait until none is still starting (or the timeout)."""
-    from edge.cameras import CameraState
-
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(c.state == CameraState.STARTING for c in service.cameras.values()):
+    while time.monotonic() < deadline and any(c.state == "starting" for c in control.cameras().values()):
         time.sleep(0.05)
 
 

@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.device_check import run as check
-    from export.device_check import table
+    from edge.engines.device_check import run as check
+    from edge.engines.device_check import table
 
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     report = check(args.bundle, batches, args.iterations, args.json, quiet=args.quiet)

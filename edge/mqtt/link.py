@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import MqttConfig
-from edge.mqtt.outbox import Outbox, Row
+from edge.mqtt.outbox import Outbox
 from edge.mqtt.topics import Topics
 from edge.results import RESULT_SCHEMA_ID
 
@@ -59,12 +59,13 @@ class MqttLink:
     def __init__(self, cfg: MqttConfig, topics: Topics, outbox: Outbox,
                  status_payload: Callable[[str], str], retained: Callable[[], list[tuple[str, str]]],
                  on_message: Callable[[Any], None], problem: Callable[[str | None], None],
-                 max_inflight: int = 100) -> None:
+                 max_inflight: int = 100, on_connect: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
         self.topics = topics
         self.outbox = outbox
         self._status_payload = status_payload  # state -> JSON
         self._retained = retained  # extra retained (topic, payload) re-sent on every connect
+        self._on_connect = on_connect or (lambda: None)  # before the client (and its will) is made
         self._on_message = on_message
         self._problem = problem
         self.max_inflight = max_inflight
@@ -76,24 +77,47 @@ class MqttLink:
         self._floor = 0  # results up to this seq existed before the current connection
         self._paused_until = 0.0
         self._status_sent: str | None = None
-        self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
+        self._others: dict[int, str] = {}  # mid -> what: responses, status, replays (refusals are logged)
+        self._exited = threading.Event()
+        self._exited.set()
 
     # ---- public ----
     def start(self) -> MqttLink:
-        self._thread.start()
+        """Run the sender loop on a thread of its own (benchmarks; the station supervises ``run``)."""
+        threading.Thread(target=self.run, name="mqtt-sender", daemon=True).start()
         return self
 
     def wake(self) -> None:
         """New results are in the outbox."""
         self._wake.set()
 
-    def publish_now(self, topic: str, payload: str, retain: bool = False, properties: Any = None) -> bool:
-        """Responses, status and retained topics (not results): best effort, QoS 1."""
+    def publish_now(self, topic: str, payload: str, retain: bool = False, properties: Any = None,
+                    what: str | None = None) -> bool:
+        """Responses, status, retained topics and replays (not the outbox): best effort, QoS 1. A broker
+        that refuses one (an ACL, a response topic the client may not use) is logged with ``what``."""
         client = self._client
         if client is None or not self.state.connected:
+            if what:
+                log.warning("not connected: %s was not sent", what)
             return False
         info = client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if info.rc == 0 and what:
+            self._others[info.mid] = what
         return bool(info.rc == 0)
+
+    def result_properties(self, result_id: str) -> Any:
+        """The MQTT 5 properties of every message that carries a result: live, re-sent or replayed."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        if self.cfg.protocol != "5":
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        props.UserProperty = [("schema", RESULT_SCHEMA_ID), ("id", result_id)]
+        if self.cfg.message_expiry_s:
+            props.MessageExpiryInterval = int(self.cfg.message_expiry_s)
+        return props
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Deliver what can be delivered within ``drain_s``, say offline, disconnect."""
@@ -102,7 +126,7 @@ class MqttLink:
             time.sleep(0.05)
         self._stop.set()
         self._wake.set()
-        self._thread.join(drain_s + 5)
+        self._exited.wait(drain_s + 5)
 
     # ---- paho callbacks: record events only ----
     def _cb_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
@@ -130,7 +154,8 @@ class MqttLink:
         client.on_publish, client.on_message = self._cb_publish, self._cb_message
         client.max_inflight_messages_set(self.max_inflight)
         client.max_queued_messages_set(0)
-        client.will_set(self.topics.status, self._status_payload("offline"), qos=1, retain=True)
+        self._on_connect()
+        client.will_set(self.topics.status, self._status_payload("will"), qos=1, retain=True)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password())
         if self.cfg.tls is not None:
@@ -200,19 +225,6 @@ class MqttLink:
         if key != self._status_sent and self.publish_now(self.topics.status, payload, retain=True):
             self._status_sent = key
 
-    def _result_properties(self, row: Row) -> Any:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        if self.cfg.protocol != "5":
-            return None
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = "application/json"
-        props.UserProperty = [("schema", RESULT_SCHEMA_ID), ("id", row.id)]
-        if self.cfg.message_expiry_s:
-            props.MessageExpiryInterval = int(self.cfg.message_expiry_s)
-        return props
-
     def _send_pending(self) -> None:
         if time.monotonic() < self._paused_until:
             return
@@ -228,7 +240,7 @@ class MqttLink:
                 data["replayed"] = True
                 payload = json.dumps(data, separators=(",", ":"))
             info = self._client.publish(self.topics.result(row.camera), payload, qos=1,
-                                        properties=self._result_properties(row))
+                                        properties=self.result_properties(row.id))
             if info.rc != 0:
                 break
             self.state.inflight[info.mid] = row.seq
@@ -244,6 +256,9 @@ class MqttLink:
         if kind == "ack":
             seq = self.state.inflight.pop(event[2], None)
             if seq is None:
+                what = self._others.pop(event[2], None)
+                if what is not None and is_failure(event[3]):
+                    log.warning("the broker refused %s: %s (check the broker's ACL)", what, reason_text(event[3]))
                 return
             if is_failure(event[3]):
                 self.state.refused += 1
@@ -254,11 +269,20 @@ class MqttLink:
                 self._acked.append(seq)
         elif kind == "disconnect":
             self.state.connected = False
+            self._others.clear()
             self._fail(f"disconnected from {self.cfg.host}:{self.cfg.port} ({reason_text(event[2])})")
             self._drop(client)
             self._client = None
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The sender loop: connect, publish, reconcile acks, until ``stop()``."""
+        self._exited.clear()
+        try:
+            self._loop()
+        finally:
+            self._exited.set()
+
+    def _loop(self) -> None:
         backoff = 0.5
         self._acked: list[int] = []
         while not self._stop.is_set():

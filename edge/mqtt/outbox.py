@@ -18,11 +18,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from edge.errors import PublishError
+from edge.results import InspectionResult
+from edge.service.sinks import SinkBase
 
 Policy = Literal["block", "drop_oldest"]
 
@@ -170,3 +173,28 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class OutboxSink(SinkBase):
+    """The outbox as the publisher's first sink: every result is on disk before any other sink
+    (or the broker) sees it. ``wake`` tells the MQTT link that there is something to send."""
+
+    name = "outbox"
+
+    def __init__(self, outbox: Outbox, wake: Callable[[], None], problem: Callable[[str, str | None], None],
+                 stop: threading.Event | None = None) -> None:
+        self.outbox = outbox
+        self._wake = wake
+        self._problem = problem
+        self._stop = stop
+
+    def write_many(self, results: list[InspectionResult]) -> None:
+        self.outbox.append([(r.seq, r.id, r.camera, r.to_json()) for r in results], self._stop)
+        self._wake()
+        stats = self.outbox.stats()
+        full = stats["backlog"] >= 0.9 * stats["max_rows"]  # type: ignore[operator]
+        self._problem("outbox", f"outbox {stats['backlog']}/{stats['max_rows']} results undelivered "
+                      f"(policy {self.outbox.policy})" if full else None)
+
+    def write(self, result: InspectionResult) -> None:
+        self.write_many([result])

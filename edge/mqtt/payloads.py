@@ -17,18 +17,39 @@ class _Payload(BaseModel):
 
 
 class StatusPayload(_Payload):
-    """Retained on ``.../status``: birth ``online``, will ``offline``, ``degraded`` with reasons."""
+    """Retained on ``.../status``: birth ``online``, ``degraded`` with reasons, ``offline`` on a clean
+    shutdown and as the last will (which the broker sends later, on its own: its ``ts`` is null)."""
 
     schema_: Literal["edge-inspect/status/1"] = Field(default=STATUS_SCHEMA_ID, alias="schema")
     state: Literal["online", "degraded", "offline"]
-    reasons: list[str] = Field(default_factory=list)
-    ts: str
+    reasons: list[str] = Field(default_factory=list, description="'component: reason' for each problem.")
+    ts: str | None = Field(json_schema_extra={"format": "date-time"}, description=(
+        "When the station sent this status (UTC, ms, Z); null in the last will, which the broker publishes "
+        "when it loses the station: use the time you received it."))
+    since: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                              description="When the current MQTT connection was made (also in the will).")
     station: str
     version: str | None = None
     model: dict[str, Any] | None = None
     prompt_set: dict[str, Any] | None = None
-    outbox: dict[str, Any] | None = None
-    cameras: dict[str, str] | None = None
+    outbox: dict[str, Any] | None = Field(default=None, description="Backlog etc.; null when offline.")
+    cameras: dict[str, str] | None = Field(default=None, description="Camera states; null when offline (a will "
+                                           "registered at connect time would only carry stale ones).")
+
+
+class PromptsActive(_Payload):
+    """Retained on ``.../prompts/active``: the active set, with its version and where it came from.
+    Sent back verbatim as ``prompts/set``'s ``prompt_set``, ``version`` and ``source`` are ignored. The
+    other keys are the prompt set's own (the operator YAML as JSON; later versions may add keys)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    version: str = Field(description="sha256 (first 16 hex) of the set's canonical JSON.")
+    source: str = Field(description="The file, 'mqtt:<requested_by>', 'ui:<operator>' or 'rollback to ...'.")
+    name: str
+    templates: list[str]
+    categories: list[dict[str, Any]]
+    decision: dict[str, Any]
 
 
 class TriggerArgs(_Payload):

@@ -1,36 +1,42 @@
-"""The one HTTP endpoint of the service: the web app of :mod:`edge.ops.web` under uvicorn, on a thread.
+"""The one HTTP endpoint of the station: the web app of :mod:`edge.ops.web` under uvicorn.
 
-Loopback by default (``ops.http.host``). The socket is bound here, before the server
-thread starts, so a port in use is a one-line config error at start-up, not a log line
-from a thread nobody watches.
+Loopback by default (``ops.http.host``). The socket is bound here, before the server runs,
+so a port in use is a one-line config error at start-up, not a log line from a thread
+nobody watches. The server runs on a supervised thread that is not restarted: if it dies,
+the station reports it (MQTT status, the watchdog) and stops with a non-zero exit code, so
+systemd starts it again with a fresh socket.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
+from edge.config import ServiceConfig
 from edge.errors import ConfigError
+from edge.ops.metrics import Metrics
+from edge.ops.sources import OpsSources
 from edge.ops.web import create_app
-
-if TYPE_CHECKING:
-    from edge.config import OpsConfig
-    from edge.service.service import InspectionService
+from edge.service.control import Observers
 
 log = logging.getLogger("edge_inspect.http")
 
+Supervise = Callable[..., Any]
+
 
 class OpsServer:
-    def __init__(self, service: InspectionService, cfg: OpsConfig) -> None:
-        self.cfg = cfg
-        self.app = create_app(service, cfg)
-        self.metrics = self.app.state.metrics
-        host, port = cfg.http.host, cfg.http.port or 0
+    def __init__(self, config: ServiceConfig, sources: OpsSources, observers: Observers, supervise: Supervise) -> None:
+        self.cfg = config.ops
+        self.metrics = Metrics(sources)
+        observers.on_batch.append(self.metrics.observe)
+        self.app = create_app(sources, self.cfg, self.metrics)
+        self._supervise = supervise
+        host, port = self.cfg.http.host, self.cfg.http.port or 0
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,13 +47,18 @@ class OpsServer:
             raise ConfigError(f"ops.http {host}:{port}: cannot listen ({err.strerror}); choose another "
                               "ops.http.port or stop what uses it.") from err
         self.port = int(self._sock.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="ops-http", daemon=True)
+        config_ = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                 timeout_keep_alive=5, limit_concurrency=256)
+        self._server = uvicorn.Server(config_)
+        self._thread: Any = None
+
+    def _serve(self) -> None:
+        self._server.run(sockets=[self._sock])
+        if not self._server.should_exit:
+            raise RuntimeError("the HTTP server stopped on its own")
 
     def start(self) -> OpsServer:
-        self._thread.start()
+        self._thread = self._supervise("ops-http", self._serve, restart=False)
         deadline = time.monotonic() + 10
         while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -57,5 +68,6 @@ class OpsServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._sock.close()

@@ -1,8 +1,9 @@
 """``/metrics``: Prometheus text exposition with prometheus-client.
 
-Most values are read from the service at scrape time by one custom collector (Frigate's
-approach: no per-frame bookkeeping on the hot path); the two distributions - encoder
-seconds per batch and crops per batch - are histograms fed by the service's batch hook.
+Most values are read at scrape time from the sources the composition root handed over, by
+one custom collector (Frigate's approach: no per-frame bookkeeping on the hot path); the
+two distributions - encoder seconds per batch and crops per batch - are histograms fed by
+the station's ``on_batch`` observer.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
-from edge.cameras import CameraState
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from edge.service.service import InspectionService
+    from edge.ops.sources import OpsSources
 
 PREFIX = "edge_inspect"
 THERMAL = Path("/sys/devices/virtual/thermal")
@@ -46,8 +45,8 @@ def jetson_readings(thermal: Path = THERMAL, gpu_load: Path = JETSON_GPU_LOAD) -
 class ServiceCollector:
     """Reads cameras, queues, outbox, MQTT, verdicts and the prompt set on each scrape."""
 
-    def __init__(self, service: InspectionService) -> None:
-        self.service = service
+    def __init__(self, sources: OpsSources) -> None:
+        self.sources = sources
         self._last: dict[str, tuple[float, int]] = {}  # camera -> (time, frames) at the previous scrape
         self._lock = threading.Lock()
 
@@ -59,7 +58,7 @@ class ServiceCollector:
         return (frames - before) / (now - then) if now > then else 0.0
 
     def collect(self) -> Iterator[Any]:
-        svc = self.service
+        src = self.sources
         up = GaugeMetricFamily(f"{PREFIX}_camera_up", "1 while the camera delivers frames", labels=["camera"])
         fps = GaugeMetricFamily(f"{PREFIX}_camera_fps", "frames per second since the previous scrape",
                                 labels=["camera"])
@@ -67,41 +66,42 @@ class ServiceCollector:
         dropped = CounterMetricFamily(f"{PREFIX}_camera_frames_dropped",
                                       "frames replaced by a newer one before inference took them", labels=["camera"])
         reconnects = CounterMetricFamily(f"{PREFIX}_camera_reconnects", "reconnect attempts", labels=["camera"])
-        for name, cam in svc.cameras.items():
-            st = cam.stats
-            up.add_metric([name], 1.0 if cam.state == CameraState.STREAMING and not cam.stale else 0.0)
-            fps.add_metric([name], self._fps(name, st.frames))
-            frames.add_metric([name], st.frames)
-            dropped.add_metric([name], st.skipped)
-            reconnects.add_metric([name], st.reconnects)
+        for name, cam in src.control.cameras().items():
+            up.add_metric([name], 1.0 if cam.state == "streaming" and not cam.stale else 0.0)
+            fps.add_metric([name], self._fps(name, cam.frames))
+            frames.add_metric([name], cam.frames)
+            dropped.add_metric([name], cam.skipped)
+            reconnects.add_metric([name], cam.reconnects)
         yield from (up, fps, frames, dropped, reconnects)
         yield GaugeMetricFamily(f"{PREFIX}_result_queue_depth", "results waiting for the publisher",
-                                value=svc.result_queue_depth)
+                                value=src.queue_depth())
         yield GaugeMetricFamily(f"{PREFIX}_inference_stalled_seconds", "seconds since the inference loop last turned",
-                                value=svc.stalled_for())
-        yield CounterMetricFamily(f"{PREFIX}_inspected_frames", "frames inspected", value=svc.counters.inspected)
+                                value=src.stalled_for())
+        counters = src.counters()
+        yield CounterMetricFamily(f"{PREFIX}_inspected_frames", "frames inspected", value=counters.inspected)
+        yield CounterMetricFamily(f"{PREFIX}_triggers_timed_out", "triggers that got no frame within "
+                                  "trigger.timeout_s", value=counters.triggers_timed_out)
         verdicts = CounterMetricFamily(f"{PREFIX}_verdicts", "results by verdict and deciding category",
                                        labels=["verdict", "category"])
-        for (verdict, category), n in sorted(svc.counters.by_category.items()):
+        for (verdict, category), n in sorted(src.tally().by_category.items()):
             verdicts.add_metric([verdict, category], n)
         yield verdicts
-        state = svc.prompt_state if hasattr(svc, "_prompt_state") else None
-        if state is not None:
-            info = InfoMetricFamily(f"{PREFIX}_prompt_set", "the active prompt set")
-            info.add_metric([], {"name": state.prompts.name, "version": state.version})
-            yield info
+        state = src.control.prompt_state
+        info = InfoMetricFamily(f"{PREFIX}_prompt_set", "the active prompt set")
+        info.add_metric([], {"name": state.prompts.name, "version": state.version})
+        yield info
         yield GaugeMetricFamily(f"{PREFIX}_healthy", "1 when the status board has no problem",
-                                value=1.0 if svc.status.state == "online" else 0.0)
-        bridge = svc.bridge
-        if bridge is not None:
-            stats = bridge.outbox.stats()
+                                value=1.0 if src.control.status()["state"] == "online" else 0.0)
+        if src.outbox_stats is not None:
+            stats = src.outbox_stats()
             yield GaugeMetricFamily(f"{PREFIX}_outbox_backlog", "results not yet acknowledged by the broker",
                                     value=float(stats["backlog"] or 0))
             yield GaugeMetricFamily(f"{PREFIX}_outbox_oldest_undelivered_seconds",
                                     "age of the oldest undelivered result (0 when none)",
                                     value=float(stats["oldest_undelivered_s"] or 0))
+        if src.mqtt_connected is not None:
             yield GaugeMetricFamily(f"{PREFIX}_mqtt_connected", "1 while connected to the broker",
-                                    value=1.0 if bridge.link.state.connected else 0.0)
+                                    value=1.0 if src.mqtt_connected() else 0.0)
         readings = jetson_readings()
         if readings:
             temp = GaugeMetricFamily(f"{PREFIX}_soc_temperature_celsius", "thermal zones (Jetson)", labels=["zone"])
@@ -114,16 +114,15 @@ class ServiceCollector:
 
 
 class Metrics:
-    """A registry of its own (no process-global state), fed by the service's batch hook."""
+    """A registry of its own (no process-global state); ``observe`` is the station's on_batch observer."""
 
-    def __init__(self, service: InspectionService) -> None:
+    def __init__(self, sources: OpsSources) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(ServiceCollector(service))  # type: ignore[arg-type]
+        self.registry.register(ServiceCollector(sources))  # type: ignore[arg-type]
         self.inference = Histogram(f"{PREFIX}_inference_seconds", "encoder time per batch", registry=self.registry,
                                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
         self.batch = Histogram(f"{PREFIX}_batch_crops", "crops per encoder batch", registry=self.registry,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-        service.batch_observers.append(self.observe)
 
     def observe(self, crops: int, seconds: float) -> None:
         self.inference.observe(seconds)

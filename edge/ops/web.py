@@ -1,10 +1,15 @@
-"""The service's web app (Starlette): health and metrics for machines, the operator page for people.
+"""The station's web app (Starlette): health and metrics for machines, the operator page for people.
 
 One app, one port (``ops.http``). Everything the page shows comes from the JSON API below,
-and every change it makes goes through the service's own methods - the same ones the MQTT
-commands call - so an edit from the page is validated, versioned, written and audited
-exactly like one from the MES. All assets are served from ``edge/ops/static`` (plants are
-often offline: no CDN).
+and every change it makes goes through the :class:`StationControl` the composition root
+handed over - the same calls the MQTT commands make - so an edit from the page is
+validated, versioned, written and audited exactly like one from the MES. All assets are
+served from ``edge/ops/static`` (plants are often offline: no CDN).
+
+Handlers are module-level functions of a request; what they share (the control, the
+sources, auth, metrics) is one :class:`Context` on ``app.state``. Request bodies are read
+by :func:`read_body`, which refuses a body over its limit from its Content-Length or while
+streaming it, and gives up on a body that trickles in.
 """
 
 from __future__ import annotations
@@ -13,294 +18,402 @@ import asyncio
 import dataclasses
 import hashlib
 import inspect
+import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.config import OpsConfig
 from edge.errors import EdgeInspectError
+from edge.inspect.thresholds import propose_thresholds
+from edge.inspect.tiles import tiles_for
 from edge.ops.auth import SESSION_COOKIE, SESSION_S, Auth, User
+from edge.ops.guard import HostGuard, LoginThrottle
 from edge.ops.health import health
+from edge.ops.images import MAX_PIXELS, image_size
 from edge.ops.metrics import Metrics
+from edge.ops.sources import OpsSources
 from edge.prompts import NAME_PATTERN, PromptSet
-from edge.service.thresholds import propose_thresholds
-from edge.service.tiles import tiles_for
-
-if TYPE_CHECKING:
-    from edge.config import OpsConfig
-    from edge.service.service import InspectionService
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 256 * 1024  # a prompt set is a few KB; refuse anything that could fill memory
+MAX_LOGIN_BODY = 4 * 1024  # a name and a password
 MAX_IMAGE = 8 * 1024 * 1024  # one exemplar upload
 MAX_EXEMPLARS = 50  # per category: few-shot means few; also bounds the disk used
+BODY_TIMEOUT_S = 10.0  # a body that has not arrived by then is dropped (slow-loris)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp")
 
 
-def _field_errors(err: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "(set)", "message": e["msg"]} for e in err.errors()]
+class BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ValueError(f"request of {len(raw)} bytes; the limit is {MAX_BODY}")
-    return await request.json()
+@dataclass
+class Context:
+    """What the handlers share; built once per app."""
+
+    sources: OpsSources
+    cfg: OpsConfig
+    auth: Auth
+    metrics: Metrics
+    throttle: LoginThrottle
+    guard: HostGuard
+    busy: asyncio.Semaphore  # one preview at a time: it shares the encoder with the line
+
+    @property
+    def control(self) -> Any:
+        return self.sources.control
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return health(self.control.status(), self.sources.health)
+
+
+def ctx(request: Request) -> Context:
+    context: Context = request.app.state.ctx
+    return context
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) over ``limit`` by its Content-Length or as soon as the stream passes
+    it, and (408) when it has not fully arrived within BODY_TIMEOUT_S."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyError(413, f"request body of {declared} bytes; the limit is {limit}")
+
+    async def collect() -> bytes:
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise BodyError(413, f"request body over {limit} bytes")
+        return bytes(data)
+
+    try:
+        return await asyncio.wait_for(collect(), BODY_TIMEOUT_S)
+    except asyncio.TimeoutError as err:
+        raise BodyError(408, f"request body not complete within {BODY_TIMEOUT_S:g} s") from err
+    except ClientDisconnect as err:
+        raise BodyError(400, "client went away") from err
+
+
+async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+    raw = await read_body(request, limit)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as err:  # RecursionError: deeply nested arrays
+        raise BodyError(400, "not valid JSON") from err
 
 
 Handler = Callable[[Request], Any]
 
 
-def create_app(service: InspectionService, cfg: OpsConfig) -> Starlette:
-    metrics = Metrics(service)
-    busy = asyncio.Semaphore(1)  # one preview at a time: it shares the encoder with the line
-    auth = Auth(cfg, service.config.state_dir / "ui-session.key")
-
-    def protected(handler: Handler, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
-        """Viewers read; operators change, with the session's CSRF token. Open page: everyone is 'local'."""
-        async def endpoint(request: Request) -> Response:
-            user = auth.user(request.cookies)
-            if user is None:
-                return JSONResponse({"error": "log in first", "login": True}, status_code=401)
-            if change and not user.may_change:
-                return JSONResponse({"error": f"{user.name} may look but not change (role {user.role})"},
-                                    status_code=403)
-            if change and not auth.csrf_ok(request.cookies, request.headers.get("x-csrf-token")):
-                return JSONResponse({"error": "missing or wrong CSRF token; reload the page"}, status_code=403)
-            request.state.user = user
+def protected(handler: Handler, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Viewers read; operators change, with the session's CSRF token. Open page: everyone is 'local'."""
+    async def endpoint(request: Request) -> Response:
+        c = ctx(request)
+        user = c.auth.user(request.cookies)
+        if user is None:
+            return error(401, "log in first", login=True)
+        if change and not user.may_change:
+            return error(403, f"{user.name} may look but not change (role {user.role})")
+        if change and not c.auth.csrf_ok(request.cookies, request.headers.get("x-csrf-token")):
+            return error(403, "missing or wrong CSRF token; reload the page")
+        request.state.user = user
+        try:
             if inspect.iscoroutinefunction(handler):
                 response: Response = await handler(request)
             else:
                 response = await run_in_threadpool(handler, request)
-            return response
-        return endpoint
-
-    def who(request: Request, body: dict[str, Any]) -> str:
-        """The name for the audit log: the login, or (open page) the name the operator typed."""
-        user: User = request.state.user
-        return user.name if auth.enabled else str(body.get("operator") or "").strip()[:64]
-
-    async def login(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-            name, password = str(body["name"]), str(body["password"])
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "send {name, password} as JSON"}, status_code=400)
-        granted = await run_in_threadpool(auth.login, name, password) if auth.enabled else None
-        if granted is None:
-            return JSONResponse({"error": "wrong name or password" if auth.enabled else "logins are off: the page "
-                                 "is open on loopback"}, status_code=401 if auth.enabled else 400)
-        session, csrf = granted
-        response = JSONResponse({"user": name, "role": auth.users[name].role, "csrf": csrf})
-        response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_S, httponly=True, samesite="strict")
+        except BodyError as err:
+            return error(err.status, str(err))
         return response
+    return endpoint
 
-    async def logout(request: Request) -> Response:
-        response = JSONResponse({"ok": True})
-        response.delete_cookie(SESSION_COOKIE)
-        return response
 
-    async def me(request: Request) -> Response:
-        user = auth.user(request.cookies)
-        if user is None:
-            return JSONResponse({"auth": True, "user": None})
-        csrf = auth.csrf_token(request.cookies.get(SESSION_COOKIE, "")) if auth.enabled else ""
-        return JSONResponse({"auth": auth.enabled, "user": user.name, "role": user.role, "csrf": csrf})
+def who(request: Request, body: dict[str, Any]) -> str:
+    """The name for the audit log: the login, or (open page) the name the operator typed."""
+    user: User = request.state.user
+    return user.name if ctx(request).auth.enabled else str(body.get("operator") or "").strip()[:64]
 
-    async def healthz(request: Request) -> Response:
-        ok, body = health(service, cfg.stall_after_s)
-        return JSONResponse(body, status_code=200 if ok else 503)
 
-    async def metrics_route(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+# ---- sessions ----
+async def login(request: Request) -> Response:
+    c = ctx(request)
+    client = request.client.host if request.client else "?"
+    try:
+        body = await read_json(request, MAX_LOGIN_BODY)
+        name, password = str(body["name"])[:64], str(body["password"])[:256]
+    except BodyError as err:
+        return error(err.status if err.status != 400 else 400, "send {name, password} as JSON")
+    except (KeyError, TypeError):
+        return error(400, "send {name, password} as JSON")
+    if not c.auth.enabled:
+        return error(400, "logins are off: the page is open on loopback")
+    wait = c.throttle.wait_s(client, name)
+    if wait > 0:
+        return error(429, f"too many failed logins; try again in {wait:.0f} s", retry_after=round(wait))
+    granted = await c.throttle.hash(lambda: c.auth.login(name, password))
+    c.throttle.record(client, name, granted is not None)
+    if granted is None:
+        return error(401, "wrong name or password")
+    session, csrf = granted
+    response = JSONResponse({"user": name, "role": c.auth.users[name].role, "csrf": csrf})
+    response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_S, httponly=True, samesite="strict")
+    return response
 
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html")
 
-    def state(request: Request) -> Response:
-        latest: dict[str, Any] = {}
-        for r in reversed(service.recent()):
-            latest.setdefault(r.camera, r)
-        cams = {}
-        for name, cam in service.cameras.items():
-            result = latest.get(name)
-            cams[name] = {"state": cam.state.value, "frames": cam.stats.frames, "last_error": cam.stats.last_error,
-                          "result": None if result is None else {
-                              "verdict": result.verdict, "category": result.category, "score": result.score,
-                              "top": sorted(result.scores.items(), key=lambda kv: -kv[1])[:3], "seq": result.seq,
-                              "version": result.prompt_set.version}}
-        ok, body = health(service, cfg.stall_after_s)
-        p = service.prompt_state
-        return JSONResponse({"cameras": cams, "prompt_set": {"name": p.prompts.name, "version": p.version},
-                             "healthy": ok, "health": body, "backend": service.backend})
+async def logout(request: Request) -> Response:
+    ctx(request).auth.revoke(request.cookies.get(SESSION_COOKIE, ""))
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(SESSION_COOKIE)
+    return response
 
-    def frame(request: Request) -> Response:
-        name = request.path_params["camera"]
-        cam = service.cameras.get(name)
-        newest = cam.latest_peek() if cam is not None else None
-        if newest is None:
-            return JSONResponse({"error": f"camera {name}: no frame yet"}, status_code=404)
-        image = newest.image.copy()
-        h, w = image.shape[:2]
-        for tile in tiles_for(cam.config, w, h):  # type: ignore[union-attr]
-            x, y, tw, th = tile.box
-            cv2.rectangle(image, (x, y), (x + tw - 1, y + th - 1), (0, 200, 255), 1)
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        return Response(jpeg.tobytes() if ok else b"", media_type="image/jpeg",
-                        headers={"Cache-Control": "no-store"})
 
-    def prompts(request: Request) -> Response:
-        return JSONResponse({"active": service.prompt_state.prompts.model_dump(mode="json"),
-                             "version": service.prompt_state.version,
-                             "history": [e.model_dump() for e in service.history.entries(100)]})
+async def me(request: Request) -> Response:
+    c = ctx(request)
+    user = c.auth.user(request.cookies)
+    if user is None:
+        return JSONResponse({"auth": True, "user": None})
+    csrf = c.auth.csrf_token(request.cookies.get(SESSION_COOKIE, "")) if c.auth.enabled else ""
+    return JSONResponse({"auth": c.auth.enabled, "user": user.name, "role": user.role, "csrf": csrf})
 
-    async def _edit(request: Request) -> tuple[Any, JSONResponse | None]:
-        # a JSON content type cannot be sent cross-site without a CORS preflight, which this app never
-        # grants: a page elsewhere in the plant network cannot make an operator's browser change the prompts
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return None, JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
+
+# ---- machines ----
+async def healthz(request: Request) -> Response:
+    ok, body = await run_in_threadpool(ctx(request).health)
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+async def metrics_route(request: Request) -> Response:
+    data = await run_in_threadpool(ctx(request).metrics.exposition)
+    return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html")
+
+
+# ---- what the page shows ----
+def state(request: Request) -> Response:
+    c = ctx(request)
+    latest: dict[str, Any] = {}
+    for r in reversed(c.control.recent()):
+        latest.setdefault(r.camera, r)
+    cams = {}
+    for name, cam in c.control.cameras().items():
+        result = latest.get(name)
+        cams[name] = {"state": cam.state, "frames": cam.frames, "last_error": cam.last_error,
+                      "result": None if result is None else {
+                          "verdict": result.verdict, "category": result.category, "score": result.score,
+                          "top": sorted(result.scores.items(), key=lambda kv: -kv[1])[:3], "seq": result.seq,
+                          "version": result.prompt_set.version}}
+    ok, body = c.health()
+    p = c.control.prompt_state
+    return JSONResponse({"cameras": cams, "prompt_set": {"name": p.prompts.name, "version": p.version},
+                         "healthy": ok, "health": body, "backend": c.sources.backend})
+
+
+def frame(request: Request) -> Response:
+    c = ctx(request)
+    name = request.path_params["camera"]
+    cams = c.control.cameras()
+    newest = c.control.latest_frame(name) if name in cams else None
+    if newest is None:
+        return error(404, f"camera {name}: no frame yet")
+    image = newest.image.copy()
+    h, w = image.shape[:2]
+    for tile in tiles_for(cams[name].config, w, h):
+        x, y, tw, th = tile.box
+        cv2.rectangle(image, (x, y), (x + tw - 1, y + th - 1), (0, 200, 255), 1)
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return Response(jpeg.tobytes() if ok else b"", media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def prompts(request: Request) -> Response:
+    control = ctx(request).control
+    return JSONResponse({"active": control.prompt_state.prompts.model_dump(mode="json"),
+                         "version": control.prompt_state.version,
+                         "history": [e.model_dump() for e in control.prompt_history(100)]})
+
+
+def evidence(request: Request) -> Response:
+    """An evidence JPEG by its result's ``snapshot`` reference (never a path outside the store)."""
+    root = ctx(request).sources.evidence_dir.resolve()
+    path = (root / request.path_params["ref"]).resolve()
+    if not path.is_relative_to(root) or path.suffix.lower() != ".jpg" or not path.is_file():
+        return error(404, "no such evidence image (evicted, or not a reference)")
+    return FileResponse(path, media_type="image/jpeg")
+
+
+def results(request: Request) -> Response:
+    q = request.query_params
+    rows = [r for r in reversed(ctx(request).control.recent())
+            if all(not q.get(k) or getattr(r, k) == q[k] for k in ("camera", "verdict", "category"))]
+    limit = min(int(q.get("limit", "50")) if q.get("limit", "50").isdigit() else 50, 500)
+    return JSONResponse([r.to_dict() for r in rows[:limit]])
+
+
+# ---- what the page changes ----
+def _field_errors(err: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "(set)", "message": e["msg"]} for e in err.errors()]
+
+
+async def _edit(request: Request) -> tuple[Any, JSONResponse | None]:
+    # a JSON content type cannot be sent cross-site without a CORS preflight, which this app never
+    # grants: a page elsewhere in the plant network cannot make an operator's browser change the prompts
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return None, error(415, "send JSON (Content-Type: application/json)")
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        return None, error(400, "expected a JSON object")
+    if "prompt_set" in body:
         try:
-            body = await _json_body(request)
-        except ValueError as err:
-            return None, JSONResponse({"error": f"not a JSON object: {err}"}, status_code=400)
-        if not isinstance(body, dict):
-            return None, JSONResponse({"error": "expected a JSON object"}, status_code=400)
-        if "prompt_set" in body:
-            try:
-                PromptSet.model_validate(body["prompt_set"])
-            except ValidationError as err:
-                return None, JSONResponse({"error": "the prompt set is not valid; nothing changed",
-                                           "fields": _field_errors(err)}, status_code=422)
-        return body, None
+            PromptSet.model_validate(body["prompt_set"])
+        except ValidationError as err:
+            return None, error(422, "the prompt set is not valid; nothing changed", fields=_field_errors(err))
+    return body, None
 
-    async def preview(request: Request) -> Response:
-        body, problem = await _edit(request)
-        if problem:
-            return problem
-        if busy.locked():
-            return JSONResponse({"error": "a preview is already running; try again in a moment"}, status_code=429)
-        async with busy:
-            try:
-                result = await asyncio.to_thread(service.preview, body.get("prompt_set"))
-            except EdgeInspectError as err:
-                return JSONResponse({"error": str(err)}, status_code=422)
-        return JSONResponse(result)
 
-    async def _change_prompts(request: Request, what: str, apply: Callable[[dict[str, Any], str], Any]) -> Response:
-        """Activate and roll back alike: validate, name the operator, apply through the service, report."""
-        body, problem = await _edit(request)
-        if problem:
-            return problem
-        operator = who(request, body)
-        if not operator:
-            return JSONResponse({"error": f"say who you are (operator name) before {what}"}, status_code=422)
+async def preview(request: Request) -> Response:
+    c = ctx(request)
+    body, problem = await _edit(request)
+    if problem:
+        return problem
+    if c.busy.locked():
+        return error(429, "a preview is already running; try again in a moment")
+    async with c.busy:
         try:
-            state = await asyncio.to_thread(apply, body, f"ui:{operator}")
+            result = await asyncio.to_thread(c.control.preview_prompts, body.get("prompt_set"))
         except EdgeInspectError as err:
-            return JSONResponse({"error": str(err)}, status_code=422)
-        return JSONResponse({"version": state.version, "name": state.prompts.name})
+            return error(422, str(err))
+    return JSONResponse(result)
 
-    async def activate(request: Request) -> Response:
-        return await _change_prompts(request, "activating",
-                                     lambda body, source: service.apply_prompt_set(body.get("prompt_set"), source))
 
-    async def rollback(request: Request) -> Response:
-        return await _change_prompts(request, "rolling back",
-                                     lambda body, source: service.rollback(str(body.get("version", "")), source))
+async def _change_prompts(request: Request, what: str, apply: Callable[[dict[str, Any], str], Any]) -> Response:
+    """Activate and roll back alike: validate, name the operator, apply through the control, report."""
+    body, problem = await _edit(request)
+    if problem:
+        return problem
+    operator = who(request, body)
+    if not operator:
+        return error(422, f"say who you are (operator name) before {what}")
+    try:
+        active = await asyncio.to_thread(apply, body, f"ui:{operator}")
+    except EdgeInspectError as err:
+        return error(422, str(err))
+    return JSONResponse({"version": active.version, "name": active.prompts.name})
 
-    def evidence(request: Request) -> Response:
-        """An evidence JPEG by its result's ``snapshot`` reference (never a path outside the store)."""
-        root = service.config.evidence_dir.resolve()
-        path = (root / request.path_params["ref"]).resolve()
-        if not path.is_relative_to(root) or path.suffix.lower() != ".jpg" or not path.is_file():
-            return JSONResponse({"error": "no such evidence image (evicted, or not a reference)"}, status_code=404)
-        return FileResponse(path, media_type="image/jpeg")
 
-    async def upload_exemplar(request: Request) -> Response:
-        """Store one example image for a category (re-encoded as PNG); the edit then points at the folder."""
-        category = request.path_params["category"]
-        if not re.fullmatch(NAME_PATTERN, category):
-            return JSONResponse({"error": f"category {category!r}: not a category name"}, status_code=422)
-        if request.headers.get("content-type", "").split(";")[0].strip() not in IMAGE_TYPES:
-            return JSONResponse({"error": "upload a PNG, JPEG, BMP or WebP image"}, status_code=415)
-        if int(request.headers.get("content-length") or 0) > MAX_IMAGE:
-            return JSONResponse({"error": f"image larger than {MAX_IMAGE // 2**20} MB; send a smaller one"},
-                                status_code=413)
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > MAX_IMAGE:
-                return JSONResponse({"error": f"image larger than {MAX_IMAGE // 2**20} MB"}, status_code=413)
-        image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) if data else None
-        if image is None:
-            return JSONResponse({"error": "not a readable image; nothing was stored"}, status_code=422)
-        folder = service.config.state_dir / "exemplars" / category
-        existing = sorted(folder.glob("*.png")) if folder.is_dir() else []
-        if len(existing) >= MAX_EXEMPLARS:
-            return JSONResponse({"error": f"{category} already has {MAX_EXEMPLARS} examples; that is plenty for "
-                                 "few-shot"}, status_code=422)
-        folder.mkdir(parents=True, exist_ok=True)
-        ok, png = cv2.imencode(".png", image)
-        name = hashlib.sha256(png.tobytes()).hexdigest()[:16] + ".png"
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(png.tobytes())
-        tmp.replace(folder / name)
-        return JSONResponse({"category": category, "folder": str(folder.resolve()),
-                             "count": len(list(folder.glob("*.png")))})
+async def activate(request: Request) -> Response:
+    control = ctx(request).control
+    return await _change_prompts(request, "activating",
+                                 lambda body, source: control.apply_prompts(body.get("prompt_set"), source))
 
-    async def thresholds(request: Request) -> Response:
-        """Threshold assistant: the operator labels recent frames; propose per-category thresholds."""
-        body, problem = await _edit(request)
-        if problem:
-            return problem
-        labels = body.get("labels")
-        state = service.prompt_state
-        names = {c.name for c in state.prompts.categories}
-        if not isinstance(labels, dict) or any(v not in names for v in labels.values()):
-            return JSONResponse({"error": f"labels must map result ids to categories ({', '.join(sorted(names))})"},
-                                status_code=422)
-        rows = [r for r in service.recent() if r.id in labels and r.prompt_set.version == state.version]
-        if len(rows) < 2:
-            return JSONResponse({"error": "label at least 2 recent frames scored by the active set (frames "
-                                 "scored by an earlier version do not count)"}, status_code=422)
-        probs = np.array([[r.scores[c.name] for c in state.prompts.categories] for r in rows])
-        proposals = propose_thresholds(probs, [labels[r.id] for r in rows], state.prompts)
-        return JSONResponse({"version": state.version, "frames": len(rows),
-                             "proposals": [dataclasses.asdict(x) for x in proposals]})
 
-    def results(request: Request) -> Response:
-        q = request.query_params
-        rows = [r for r in reversed(service.recent())
-                if all(not q.get(k) or getattr(r, k) == q[k] for k in ("camera", "verdict", "category"))]
-        limit = min(int(q.get("limit", "50")) if q.get("limit", "50").isdigit() else 50, 500)
-        return JSONResponse([r.to_dict() for r in rows[:limit]])
+async def rollback(request: Request) -> Response:
+    control = ctx(request).control
+    return await _change_prompts(request, "rolling back",
+                                 lambda body, source: control.rollback_prompts(str(body.get("version", "")), source))
 
-    routes = [
-        Route("/healthz", healthz), Route("/metrics", metrics_route), Route("/", index),
-        Route("/api/login", login, methods=["POST"]), Route("/api/logout", logout, methods=["POST"]),
-        Route("/api/me", me),
-        Route("/api/state", protected(state)), Route("/api/cameras/{camera}/frame.jpg", protected(frame)),
-        Route("/api/prompts", protected(prompts)),
-        Route("/api/prompts/preview", protected(preview, change=True), methods=["POST"]),
-        Route("/api/prompts/activate", protected(activate, change=True), methods=["POST"]),
-        Route("/api/prompts/rollback", protected(rollback, change=True), methods=["POST"]),
-        Route("/api/results", protected(results)),
-        Route("/api/evidence/{ref:path}", protected(evidence)),
-        Route("/api/thresholds", protected(thresholds), methods=["POST"]),
-        Route("/api/exemplars/{category}", protected(upload_exemplar, change=True), methods=["POST"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
-    app = Starlette(routes=routes)
+
+def _store_exemplar(folder: Path, data: bytes) -> tuple[int, str] | str:
+    """Decode (off the event loop), re-encode as PNG, store once by content: (count, name) or an error."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return "not a readable image; nothing was stored"
+    existing = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if len(existing) >= MAX_EXEMPLARS:
+        return f"{folder.name} already has {MAX_EXEMPLARS} examples; that is plenty for few-shot"
+    folder.mkdir(parents=True, exist_ok=True)
+    ok, png = cv2.imencode(".png", image)
+    name = hashlib.sha256(png.tobytes()).hexdigest()[:16] + ".png"
+    tmp = folder / f".{name}.tmp"
+    tmp.write_bytes(png.tobytes())
+    tmp.replace(folder / name)
+    return len(list(folder.glob("*.png"))), name
+
+
+async def upload_exemplar(request: Request) -> Response:
+    """Store one example image for a category; the edit then points at the folder."""
+    category = request.path_params["category"]
+    if not re.fullmatch(NAME_PATTERN, category):
+        return error(422, f"category {category!r}: not a category name")
+    if request.headers.get("content-type", "").split(";")[0].strip() not in IMAGE_TYPES:
+        return error(415, "upload a PNG, JPEG, BMP or WebP image")
+    data = await read_body(request, MAX_IMAGE)
+    size = image_size(data)
+    if size is None:
+        return error(422, "not a PNG, JPEG, BMP or WebP image (its header says otherwise); nothing was stored")
+    if size[0] * size[1] > MAX_PIXELS:
+        return error(413, f"image of {size[0]} x {size[1]} pixels; the limit is {MAX_PIXELS // 10**6} megapixels")
+    folder = ctx(request).sources.state_dir / "exemplars" / category
+    stored = await run_in_threadpool(_store_exemplar, folder, data)
+    if isinstance(stored, str):
+        return error(422, stored)
+    return JSONResponse({"category": category, "folder": str(folder.resolve()), "count": stored[0]})
+
+
+async def thresholds(request: Request) -> Response:
+    """Threshold assistant: the operator labels recent frames; propose per-category thresholds."""
+    control = ctx(request).control
+    body, problem = await _edit(request)
+    if problem:
+        return problem
+    labels = body.get("labels")
+    active = control.prompt_state
+    names = {c.name for c in active.prompts.categories}
+    if not isinstance(labels, dict) or any(v not in names for v in labels.values()):
+        return error(422, f"labels must map result ids to categories ({', '.join(sorted(names))})")
+    rows = [r for r in control.recent() if r.id in labels and r.prompt_set.version == active.version]
+    if len(rows) < 2:
+        return error(422, "label at least 2 recent frames scored by the active set (frames scored by an earlier "
+                     "version do not count)")
+    probs = np.array([[r.scores[c.name] for c in active.prompts.categories] for r in rows])
+    proposals = propose_thresholds(probs, [labels[r.id] for r in rows], active.prompts)
+    return JSONResponse({"version": active.version, "frames": len(rows),
+                         "proposals": [dataclasses.asdict(x) for x in proposals]})
+
+
+ROUTES = [
+    Route("/healthz", healthz), Route("/metrics", metrics_route), Route("/", index),
+    Route("/api/login", login, methods=["POST"]), Route("/api/logout", logout, methods=["POST"]),
+    Route("/api/me", me),
+    Route("/api/state", protected(state)), Route("/api/cameras/{camera}/frame.jpg", protected(frame)),
+    Route("/api/prompts", protected(prompts)),
+    Route("/api/prompts/preview", protected(preview, change=True), methods=["POST"]),
+    Route("/api/prompts/activate", protected(activate, change=True), methods=["POST"]),
+    Route("/api/prompts/rollback", protected(rollback, change=True), methods=["POST"]),
+    Route("/api/results", protected(results)),
+    Route("/api/evidence/{ref:path}", protected(evidence)),
+    Route("/api/thresholds", protected(thresholds), methods=["POST"]),
+    Route("/api/exemplars/{category}", protected(upload_exemplar, change=True), methods=["POST"]),
+    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+]
+
+
+def create_app(sources: OpsSources, cfg: OpsConfig, metrics: Metrics) -> Starlette:
+    auth = Auth(cfg, sources.state_dir / "ui-session.key")
+    context = Context(sources, cfg, auth, metrics, LoginThrottle(), HostGuard(cfg), asyncio.Semaphore(1))
+    app = Starlette(routes=ROUTES, middleware=[context.guard.middleware()])
+    app.state.ctx = context
     app.state.metrics = metrics
-    app.state.preview_busy = busy
+    app.state.preview_busy = context.busy
     return app

@@ -1,4 +1,9 @@
-"""Result sinks: each gets the very same payload (JSON-lines file, stdout; MQTT later)."""
+"""Result sinks: each gets the very same payload (the durable outbox for MQTT, a JSON-lines file, stdout).
+
+The publisher hands every sink each numbered batch with ``write_many``, in order, the outbox
+first. A sink that raises makes the publisher retry the same batch (after its supervisor's
+backoff) from that sink on: sinks before it are not written twice.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,33 @@ class Sink(Protocol):
 
     def write(self, result: InspectionResult) -> None: ...
 
+    def write_many(self, results: list[InspectionResult]) -> None: ...
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
 
 
-class JsonLinesSink:
+class SinkBase:
+    """``write_many`` as one ``write`` per result; sinks with a cheaper batch path override it."""
+
+    name = "sink"
+
+    def write(self, result: InspectionResult) -> None:
+        raise NotImplementedError
+
+    def write_many(self, results: list[InspectionResult]) -> None:
+        for result in results:
+            self.write(result)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.flush()
+
+
+class JsonLinesSink(SinkBase):
     """Appends one JSON object per line; flushed per result, fsynced on flush/close."""
 
     def __init__(self, path: Path) -> None:
@@ -34,7 +60,10 @@ class JsonLinesSink:
         self.name = f"jsonl:{path}"
 
     def write(self, result: InspectionResult) -> None:
-        self._fh.write(result.to_json() + "\n")
+        self.write_many([result])
+
+    def write_many(self, results: list[InspectionResult]) -> None:
+        self._fh.write("".join(r.to_json() + "\n" for r in results))
         self._fh.flush()
 
     def flush(self) -> None:
@@ -47,7 +76,7 @@ class JsonLinesSink:
             self._fh.close()
 
 
-class StdoutSink:
+class StdoutSink(SinkBase):
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
         self.name = "stdout"
@@ -62,7 +91,7 @@ class StdoutSink:
         self.flush()
 
 
-class CallbackSink:
+class CallbackSink(SinkBase):
     """Hands results to a function (the demo's live table, tests)."""
 
     def __init__(self, fn, name: str = "callback") -> None:  # type: ignore[no-untyped-def]
@@ -71,9 +100,3 @@ class CallbackSink:
 
     def write(self, result: InspectionResult) -> None:
         self._fn(result)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -21,13 +21,13 @@ import numpy as np
 
 from edge.bundle import Bundle, Family
 from edge.config import CameraConfig, TileConfig
+from edge.inspect.prompt_state import text_embeddings
+from edge.inspect.tiles import crop, tiles_for
 from edge.metrics import format_confusion, zero_shot_report
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
 from edge.prompts import PromptSet
 from edge.scoring import category_probs, l2_normalize
-from edge.service.prompt_state import text_embeddings
-from edge.service.tiles import crop, tiles_for
 from export.bundle_export import ExportOptions, bundle_from_checkpoint
 from export.captions import DEMO_PROMPTS
 from export.checkpoint import load_checkpoint

@@ -80,8 +80,8 @@ def test_a_foreign_cpu_artifact_is_refused(cpu_int8_demo: dict[str, Path], tiny_
 
 
 def test_service_runs_int8_when_the_config_asks(cpu_int8_demo: dict[str, Path], tmp_path: Path) -> None:
+    from edge.app import build_station
     from edge.config import parse_config
-    from edge.service.service import InspectionService
     from export.captions import DEMO_PROMPTS_FILE
     from tests.edge.conftest import Collector
 
@@ -91,7 +91,7 @@ def test_service_runs_int8_when_the_config_asks(cpu_int8_demo: dict[str, Path], 
                             "prompts": str(DEMO_PROMPTS_FILE), "state_dir": str(tmp_path / precision),
                             "station": {"site": "s", "line": "l", "station": "st"}}, "test")
         sink = Collector()
-        with InspectionService(cfg, sinks=[sink]) as svc:
+        with build_station(cfg, sinks=[sink]) as svc:
             svc.run(duration=60)
         return sink.results
 

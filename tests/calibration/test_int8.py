@@ -16,11 +16,11 @@ from edge.bundle import Bundle
 from edge.config import TileConfig
 from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.errors import BundleError
+from edge.inspect.decision import decide
+from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
 from edge.prompts import load_prompt_set
 from edge.scoring import category_probs, l2_normalize
-from edge.service.decision import decide
-from edge.service.prompt_state import text_embeddings
 from export.captions import DEMO_PROMPTS_FILE
 from tests.calibration.conftest import copy_bundle, report
 

@@ -14,8 +14,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from edge.app import build_station
 from edge.config import ServiceConfig
-from edge.service.service import InspectionService
 from tests.edge.mqtt.conftest import Broker, Subscriber
 
 SHOTS = os.environ.get("EDGE_INSPECT_SCREENSHOTS")  # e.g. docs/screenshots, to refresh the README's
@@ -25,7 +25,7 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
     cfg = config(mqtt={"host": "127.0.0.1", "port": broker.port, "client_id": "st1"})
     mes = Subscriber(broker.port)
     wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))  # lists re-render
-    with InspectionService(cfg) as svc:
+    with build_station(cfg) as svc:
         first = svc.prompt_state.version
         browser.get(f"http://127.0.0.1:{svc.ops.port}/")  # type: ignore[union-attr]
         wait.until(ec.text_to_be_present_in_element((By.ID, "ps-version"), first))
@@ -56,7 +56,7 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
         browser.find_element(By.ID, "activate").click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "edit-message"), "is live"))
         new = svc.prompt_state.version
-        assert new != first and svc.history.entries()[0].source == "ui:anna"
+        assert new != first and svc.prompts.history.entries()[0].source == "ui:anna"
         wait.until(ec.text_to_be_present_in_element((By.ID, "ps-version"), new))
         live = browser.find_element(By.CSS_SELECTOR, "#cam-cam1 .info")  # on the hidden Live tab: textContent
         wait.until(lambda d: f"set {new}" in (live.get_attribute("textContent") or ""))

@@ -12,6 +12,7 @@ import pytest
 
 from edge.config import ServiceConfig, parse_config
 from edge.results import InspectionResult
+from edge.service.sinks import SinkBase
 
 PROMPTS = """\
 name: tiny
@@ -23,7 +24,7 @@ categories:
 """
 
 
-class Collector:
+class Collector(SinkBase):
     """A sink that keeps results, for assertions; thread-safe."""
 
     name = "collector"
@@ -35,12 +36,6 @@ class Collector:
     def write(self, result: InspectionResult) -> None:
         with self._lock:
             self.results.append(result)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def wait_for(self, predicate: Callable[[list[InspectionResult]], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -63,7 +63,7 @@ def test_run_stops_cleanly_on_sigterm(tiny_bundles: dict[str, Path], tmp_path: P
     assert proc.returncode == 0, err
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) >= 5 and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
-    assert "service started" in err
+    assert "station started" in err
 
 
 def test_mqtt_password_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

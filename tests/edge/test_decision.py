@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.inspect.decision import Decision, Smoother, decide
+from edge.inspect.thresholds import best_threshold, propose_thresholds
 from edge.prompts import PromptSet
-from edge.service.decision import Decision, Smoother, decide
-from edge.service.thresholds import best_threshold, propose_thresholds
 
 
 def _set(**decision: object) -> PromptSet:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edge.bundle import Bundle
+from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
 from edge.prompts import PromptSet
-from edge.service.prompt_state import text_embeddings
 from export.captions import DEMO_PROMPTS
 from export.demo_models import recipe
 from export.demo_models.evaluate import CARD_JSON, reports

@@ -53,7 +53,7 @@ def test_tensorrt_asked_for_and_absent_refuses_in_one_line(fp16_bundle: Path) ->
 
 
 def test_service_status_degraded_only_when_tensorrt_was_asked_for(fp16_bundle: Path, tmp_path: Path) -> None:
-    from edge.service.service import InspectionService
+    from edge.app import build_station
     from export.captions import DEMO_PROMPTS_FILE
 
     def status(backend: str) -> dict:
@@ -62,7 +62,7 @@ def test_service_status_degraded_only_when_tensorrt_was_asked_for(fp16_bundle: P
                                       "fallback": True},
                             "prompts": str(DEMO_PROMPTS_FILE), "state_dir": str(tmp_path / backend),
                             "station": {"site": "s", "line": "l", "station": "st"}}, "test")
-        with InspectionService(cfg, sinks=[]) as svc:
+        with build_station(cfg, sinks=[]) as svc:
             return svc.status.snapshot()
 
     degraded, auto = status("tensorrt"), status("auto")

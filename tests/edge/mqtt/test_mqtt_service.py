@@ -17,8 +17,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.app import build_station
 from edge.config import ServiceConfig
-from edge.service.service import InspectionService
 from tests.edge.conftest import PROMPTS, Collector
 from tests.edge.mqtt.conftest import ROOT, USERS, Broker, Subscriber
 
@@ -39,7 +39,7 @@ def test_results_status_and_prompts_follow_the_contract(
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=5&size=320x240&live=0"}],
                       mqtt=_mqtt(broker))
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         svc.run(duration=30)
         sub.wait(lambda s: _complete(s, range(1, 6)))
         sub.wait(lambda s: bool(s.on("/prompts/active")) and bool(s.on("/status")))
@@ -66,7 +66,7 @@ def test_broker_outage_loses_nothing(make_config: Callable[..., ServiceConfig], 
                        {"name": "b", "source": "sim://line?seed=2&size=320x240", "fps": 20}],
                       mqtt=_mqtt(broker, keepalive=5))
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: len(rs) >= 10)
         if outage == "sigstop":
             broker.pause()
@@ -143,13 +143,13 @@ def test_wrong_password_is_reported_and_results_wait(
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
                       mqtt=_mqtt(auth_broker, username="st1"))
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: len(rs) >= 5)
         local.wait_for(lambda rs: "mqtt" in " ".join(svc.status.snapshot()["reasons"]), timeout=10)
         time.sleep(1.5)
         reasons = " ".join(svc.status.snapshot()["reasons"])
-        backlog = svc._bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
-        attempts = svc._bridge.link.state.connects  # type: ignore[union-attr]
+        backlog = svc.bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
+        attempts = svc.bridge.link.state.connects  # type: ignore[union-attr]
     assert "refused the connection" in reasons and ("Not authorized" in reasons or "password" in reasons)
     assert backlog >= 5 and attempts == 0
 
@@ -161,12 +161,12 @@ def test_acl_denial_keeps_results_and_does_not_spin(
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 20}],
                       mqtt=_mqtt(auth_broker, username="intruder"))
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: len(rs) >= 10)
         local.wait_for(lambda rs: "refused result" in " ".join(svc.status.snapshot()["reasons"]), timeout=10)
         time.sleep(2)
-        link = svc._bridge.link  # type: ignore[union-attr]
-        stats = svc._bridge.outbox.stats()  # type: ignore[union-attr]
+        link = svc.bridge.link  # type: ignore[union-attr]
+        stats = svc.bridge.outbox.stats()  # type: ignore[union-attr]
         produced = len(local.results)
     assert link.state.delivered == 0 and stats["backlog"] >= produced - 1
     assert link.state.published <= link.max_inflight + 5  # paused after the refusals, no tight loop
@@ -191,7 +191,7 @@ def test_commands(make_config: Callable[..., ServiceConfig], broker: Broker, pro
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
                       mqtt=_mqtt(broker))
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: len(rs) >= 3)
         old = svc.prompt_state.version
         bad = _command(sub, "prompts/set", {"prompt_set": {"name": "x", "categories": [{"name": "good"}]}})
@@ -232,7 +232,7 @@ def test_only_operators_can_command(make_config: Callable[..., ServiceConfig], a
                                               {"name": "bad", "prompts": ["y"]}]}
     mes, operator = Subscriber(auth_broker.port, user="mes"), Subscriber(auth_broker.port, user="operator")
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: len(rs) >= 2)
         mes.wait(lambda s: len(s.results()) >= 1)  # the MES reads results
         old = svc.prompt_state.version
@@ -255,7 +255,7 @@ def test_full_outbox_applies_its_policy_and_says_so(make_config: Callable[..., S
                       mqtt={"host": "127.0.0.1", "port": port, "outbox": {"max_rows": 10, "policy": policy}},
                       results={"queue": 4})
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: len(rs) >= 9)
         local.wait_for(lambda rs: "outbox" in " ".join(svc.status.snapshot()["reasons"]), timeout=10)
         reasons = " ".join(svc.status.snapshot()["reasons"])
@@ -264,7 +264,7 @@ def test_full_outbox_applies_its_policy_and_says_so(make_config: Callable[..., S
         else:
             time.sleep(1.5)
         produced = len(local.results)
-        stats = svc._bridge.outbox.stats()  # type: ignore[union-attr]
+        stats = svc.bridge.outbox.stats()  # type: ignore[union-attr]
         svc.request_stop()
     assert "cannot reach the broker" in reasons and f"policy {policy}" in reasons
     if policy == "block":
@@ -280,20 +280,20 @@ def test_tls_with_the_right_ca_delivers_and_an_untrusted_one_is_reported(
     broker, ca = tls_broker
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=3&size=320x240&live=0"}],
                       mqtt=_mqtt(broker, tls={"ca": str(ca)}))
-    with InspectionService(cfg) as svc:
+    with build_station(cfg) as svc:
         svc.run(duration=30)
         deadline = time.monotonic() + 20
-        while svc._bridge.outbox.stats()["backlog"] and time.monotonic() < deadline:  # type: ignore[union-attr]
+        while svc.bridge.outbox.stats()["backlog"] and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.05)
-        assert svc._bridge.outbox.stats()["backlog"] == 0  # type: ignore[union-attr]
+        assert svc.bridge.outbox.stats()["backlog"] == 0  # type: ignore[union-attr]
     other_ca, _ = make_ca(tmp_path, "other-ca")
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
                       mqtt=_mqtt(broker, tls={"ca": str(other_ca)}), state_dir=str(tmp_path / "state2"))
     local = Collector()
-    with InspectionService(cfg, sinks=[local]) as svc:
+    with build_station(cfg, sinks=[local]) as svc:
         local.wait_for(lambda rs: "mqtt" in " ".join(svc.status.snapshot()["reasons"]), timeout=15)
         reasons = " ".join(svc.status.snapshot()["reasons"])
         local.wait_for(lambda rs: len(rs) >= 3)
-        backlog = svc._bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
+        backlog = svc.bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
     assert "CERTIFICATE_VERIFY_FAILED" in reasons or "certificate" in reasons.lower()
     assert backlog >= 3  # kept for when the certificate is fixed

@@ -12,23 +12,23 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge.app import RunningStation, build_station
 from edge.bundle import Bundle
 from edge.config import ServiceConfig
 from edge.encoders.onnxruntime import OrtTextEncoder
 from edge.model import ZeroShotModel
 from edge.ops.metrics import jetson_readings
-from edge.service.service import InspectionService
 from tests.edge.ops.conftest import Broker, HangingEncoder, get, wait_for
 
 
-def health(svc: InspectionService) -> tuple[int, dict[str, Any]]:
+def health(svc: RunningStation) -> tuple[int, dict[str, Any]]:
     assert svc.ops is not None
     code, body = get(svc.ops.port, "/healthz")
     return code, json.loads(body)
 
 
 def test_healthy_service_and_its_metrics(config: Callable[..., ServiceConfig]) -> None:
-    with InspectionService(config()) as svc:
+    with build_station(config()) as svc:
         wait_for(lambda: svc.counters.inspected >= 5)
         code, body = health(svc)
         assert code == 200 and body["healthy"] and body["problems"] == {}
@@ -54,7 +54,7 @@ def test_healthy_service_and_its_metrics(config: Callable[..., ServiceConfig]) -
 
 def test_a_dead_camera_makes_it_unhealthy(config: Callable[..., ServiceConfig]) -> None:
     cfg = config([{"name": "door", "source": "rtsp://127.0.0.1:9/none"}])
-    with InspectionService(cfg) as svc:
+    with build_station(cfg) as svc:
         code, body = wait_for(lambda: (r := health(svc))[0] == 503 and r)
         assert "camera door" in body["problems"] and body["cameras"]["door"]["state"] == "reconnecting"
 
@@ -64,7 +64,7 @@ def test_a_hung_encoder_makes_it_unhealthy(config: Callable[..., ServiceConfig])
     bundle = Bundle.open(cfg.model.bundle)
     encoder = HangingEncoder(bundle.path("vision"))
     model = ZeroShotModel(bundle, encoder, OrtTextEncoder(bundle.path("text")))
-    with InspectionService(cfg, model=model) as svc:
+    with build_station(cfg, model=model) as svc:
         wait_for(lambda: svc.counters.inspected >= 2)
         assert health(svc)[0] == 200
         encoder.hang()
@@ -79,7 +79,7 @@ def test_a_broker_outage_and_a_full_outbox_make_it_unhealthy(config: Callable[..
                                                               broker: Broker) -> None:
     cfg = config(mqtt={"host": "127.0.0.1", "port": broker.port, "client_id": "st1",
                        "outbox": {"max_rows": 20, "policy": "drop_oldest"}})
-    with InspectionService(cfg) as svc:
+    with build_station(cfg) as svc:
         wait_for(lambda: svc.bridge is not None and svc.bridge.link.state.connected)
         wait_for(lambda: health(svc)[0] == 200)
         broker.kill()
@@ -117,6 +117,6 @@ def test_a_failing_source_is_reported_not_silently_dead(config: Callable[..., Se
         return real(self, index)
 
     monkeypatch.setattr(LineSimulator, "frame", frame)
-    with InspectionService(config()) as svc:
+    with build_station(config()) as svc:
         code, body = wait_for(lambda: (r := health(svc))[0] == 503 and r)
         assert "source failed: ValueError: driver returned a corrupt buffer" in body["problems"]["camera cam1"]

@@ -117,5 +117,5 @@ def test_the_run_command_speaks_the_protocol(listener: tuple[socket.socket, str]
 
     lines = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
     assert lines and all({"ts", "level", "logger", "message"} <= set(x) for x in lines)
-    assert any(x["message"].startswith("service started") for x in lines)
+    assert any(x["message"].startswith("station started") for x in lines)
     assert len(lines) < 15  # state changes only: no line per frame at INFO

@@ -11,8 +11,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.app import build_station
 from edge.config import ServiceConfig
-from edge.service.service import InspectionService
 from tests.edge.ops.conftest import get, wait_for
 
 
@@ -29,7 +29,7 @@ def post(port: int, path: str, body: Any, content_type: str = "application/json"
 
 
 def test_page_and_its_api(config: Callable[..., ServiceConfig]) -> None:
-    with InspectionService(config()) as svc:
+    with build_station(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
         wait_for(lambda: len(svc.recent()) >= 3)
         code, html = get(port, "/")
@@ -114,7 +114,7 @@ def test_logins_roles_and_csrf(config: Callable[..., ServiceConfig], tmp_path: A
     from edge.mqtt.local_broker import free_port
 
     cfg = config(ops={"http": {"port": free_port()}, "users": users})
-    with InspectionService(cfg) as svc:
+    with build_station(cfg) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
         assert get(port, "/api/state")[0] == 401 and get(port, "/")[0] == 200  # the login page itself loads
         assert get(port, "/healthz")[0] == 200  # machines keep their endpoints
@@ -131,7 +131,7 @@ def test_logins_roles_and_csrf(config: Callable[..., ServiceConfig], tmp_path: A
         assert _call(port, "/api/prompts/activate", operator, {"prompt_set": edited}) == 403  # no CSRF token
         assert _call(port, "/api/prompts/activate", operator, {"prompt_set": edited}, viewer_csrf) == 403
         assert _call(port, "/api/prompts/activate", operator, {"prompt_set": edited}, csrf) == 200
-        assert svc.history.entries()[0].source == "ui:otto"  # the login, not a typed name
+        assert svc.prompts.history.entries()[0].source == "ui:otto"  # the login, not a typed name
         forged = operator.replace(operator[-5:], "AAAAA")
         assert _call(port, "/api/state", forged) == 401
 
@@ -146,7 +146,7 @@ def test_exposing_the_page_without_logins_is_refused(config: Callable[..., Servi
 
 
 def test_threshold_assistant_proposes_from_marked_frames(config: Callable[..., ServiceConfig]) -> None:
-    with InspectionService(config()) as svc:
+    with build_station(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
         wait_for(lambda: len(svc.recent()) >= 8)
         rows = [r for r in svc.recent() if r.prompt_set.version == svc.prompt_state.version][:8]
@@ -164,7 +164,7 @@ def test_threshold_assistant_proposes_from_marked_frames(config: Callable[..., S
 
 
 def test_evidence_thumbnails_and_no_path_escape(config: Callable[..., ServiceConfig]) -> None:
-    with InspectionService(config()) as svc:
+    with build_station(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
         ref = wait_for(lambda: next((r.snapshot for r in svc.recent() if r.snapshot), None))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/evidence/{ref}", timeout=10) as r:
@@ -183,7 +183,7 @@ def test_exemplar_upload_feeds_few_shot_and_is_bounded(config: Callable[..., Ser
     from edge.ops.web import MAX_IMAGE
     from edge.sim import LineSimulator
 
-    with InspectionService(config()) as svc:
+    with build_station(config()) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
         png = cv2.imencode(".png", LineSimulator(seed=9).frame(0).image)[1].tobytes()
         code, body = _upload(port, "scratch", png)
@@ -214,7 +214,7 @@ def test_a_second_preview_while_the_encoder_is_busy_is_told_to_wait(config: Call
     cfg = config()
     bundle = Bundle.open(cfg.model.bundle)
     encoder = HangingEncoder(bundle.path("vision"))
-    with InspectionService(cfg, model=ZeroShotModel(bundle, encoder, OrtTextEncoder(bundle.path("text")))) as svc:
+    with build_station(cfg, model=ZeroShotModel(bundle, encoder, OrtTextEncoder(bundle.path("text")))) as svc:
         port = svc.ops.port  # type: ignore[union-attr]
         wait_for(lambda: svc.counters.inspected >= 1)
         prompts = svc.prompt_state.prompts.model_dump(mode="json")

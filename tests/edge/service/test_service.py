@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.app import build_station
 from edge.cameras import CameraState
 from edge.config import ServiceConfig
 from edge.errors import ConfigError
 from edge.results import RESULT_SCHEMA_ID
-from edge.service.service import InspectionService
 from edge.sim import LineSimulator
 from tests.edge.conftest import PROMPTS, Collector
 from tests.helpers import run_cli
@@ -30,7 +30,7 @@ KEYS = {"schema", "id", "seq", "ts", "station", "camera", "verdict", "category",
 
 def _run(cfg: ServiceConfig, duration: float | None = None) -> Collector:
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
+    with build_station(cfg, sinks=[sink]) as svc:
         svc.run(duration=duration)
     return sink
 
@@ -66,7 +66,7 @@ def test_prompt_edit_mid_run_switches_version_without_gap(
         make_config: Callable[..., ServiceConfig], prompts_file: Path) -> None:
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 30}])
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
+    with build_station(cfg, sinks=[sink]) as svc:
         old = svc.prompt_state.version
         sink.wait_for(lambda rs: len(rs) >= 5)
         prompts_file.write_text(PROMPTS.replace("with a hole", "with a round hole"))
@@ -82,11 +82,11 @@ def test_rejected_edit_keeps_the_active_set(
         make_config: Callable[..., ServiceConfig], prompts_file: Path) -> None:
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 30}])
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
+    with build_station(cfg, sinks=[sink]) as svc:
         old = svc.prompt_state.version
         sink.wait_for(lambda rs: len(rs) >= 2)
         prompts_file.write_text(PROMPTS.replace("prompts: [\"scratched\"]", "prompt: [\"scratched\"]"))
-        svc._watcher.check()
+        svc.station.check_prompt_file()
         error = svc.status.snapshot()["prompt_error"]
         n = len(sink.results)
         sink.wait_for(lambda rs: len(rs) >= n + 3)
@@ -106,8 +106,8 @@ def test_camera_that_vanishes_reconnects(make_config: Callable[..., ServiceConfi
     _folder_of_frames(folder, 3)
     cfg = make_config([{"name": "cam1", "source": str(folder), "fps": 20}])
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
-        cam = svc.cameras["cam1"]
+    with build_station(cfg, sinks=[sink]) as svc:
+        cam = svc.pipeline.cameras["cam1"]
         sink.wait_for(lambda rs: len(rs) >= 3)
         hidden = folder.rename(tmp_path / "unplugged")
         sink.wait_for(lambda rs: cam.state == CameraState.RECONNECTING, timeout=10)
@@ -134,7 +134,7 @@ def test_missing_camera_degrades_but_runs(make_config: Callable[..., ServiceConf
     cfg = make_config([{"name": "gone", "source": str(tmp_path / "no-such-device")},
                        {"name": "live", "source": "sim://line?seed=1&size=320x240", "fps": 20}])
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
+    with build_station(cfg, sinks=[sink]) as svc:
         sink.wait_for(lambda rs: len(rs) >= 3)
         sink.wait_for(lambda rs: svc.status.state == "degraded", timeout=5)
         reasons = " ".join(svc.status.snapshot()["reasons"])
@@ -146,15 +146,15 @@ def test_triggered_mode_inspects_on_trigger_with_part_id(make_config: Callable[.
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 20}],
                       trigger={"mode": "triggered"})
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
+    with build_station(cfg, sinks=[sink]) as svc:
         svc.run(duration=0.5)
         assert sink.results == []
-        svc.trigger("cam1", "P-0001")
+        svc.station.trigger("cam1", "P-0001")
         sink.wait_for(lambda rs: len(rs) == 1)
-        svc.trigger("cam1", "P-0002")
+        svc.station.trigger("cam1", "P-0002")
         sink.wait_for(lambda rs: len(rs) == 2)
         with pytest.raises(ConfigError, match="unknown camera 'cam9'"):
-            svc.trigger("cam9", "P-1")
+            svc.station.trigger("cam9", "P-1")
     assert [r.part_id for r in sink.results] == ["P-0001", "P-0002"]
 
 
@@ -193,7 +193,7 @@ def test_exemplar_folder_with_a_non_image_is_rejected(
     (ex / "notes.txt").write_text("not an image")
     prompts_file.write_text(PROMPTS.replace('prompts: ["scratched"]', 'prompts: ["scratched"], exemplars: scratches'))
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=1&live=0"}])
-    with pytest.raises(ConfigError, match="notes.txt: not an image file"), InspectionService(cfg):
+    with pytest.raises(ConfigError, match="notes.txt: not an image file"), build_station(cfg):
         pass
 
 

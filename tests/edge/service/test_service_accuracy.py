@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.app import build_station
 from edge.config import parse_config
-from edge.service.service import InspectionService
 from edge.sim import LineSimulator
 from edge.sim.scene import Defect
 from export.captions import DEMO_PROMPTS_FILE
@@ -41,7 +41,7 @@ def _service(bundle: Path, tmp_path: Path, cameras: list[dict[str, Any]]) -> Col
     cfg = parse_config({"cameras": cameras, "model": {"bundle": str(bundle)}, "prompts": str(DEMO_PROMPTS_FILE),
                         "state_dir": str(tmp_path / "state")}, "test")
     sink = Collector()
-    with InspectionService(cfg, sinks=[sink]) as svc:
+    with build_station(cfg, sinks=[sink]) as svc:
         svc.run(duration=300)
     return sink
 
@@ -80,14 +80,15 @@ def _mosaic(cell: np.ndarray, goods: list[np.ndarray], index: int) -> np.ndarray
 
 def _scores(bundle: Path, frames: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:
     from edge.bundle import Bundle
+    from edge.inspect.frames import score_frames
+    from edge.inspect.prompt_state import build_state
     from edge.model import ZeroShotModel
     from edge.prompts import load_prompt_set
-    from edge.service.prompt_state import build_state, score_frames
 
     prompts = load_prompt_set(DEMO_PROMPTS_FILE)
     with ZeroShotModel(Bundle.open(bundle)) as model:
         state = build_state(model, prompts, DEMO_PROMPTS_FILE.parent, None, "test")
-        return score_frames(model, state, frames), state.names
+        return np.stack([fs.scores for fs in score_frames(model, state, frames, batch=32)]), state.names
 
 
 def test_tiles_find_a_small_defect_that_the_whole_frame_misses(demo_clip: Path, tmp_path: Path) -> None:

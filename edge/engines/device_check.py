@@ -20,11 +20,11 @@ from edge.bench import machine
 from edge.bundle import Bundle
 from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.engines import selftest
+from edge.engines.build import BuildOptions, build
 from edge.engines.manifest import engine_paths
 from edge.preprocess import to_pixel_values
 from edge.scoring import l2_normalize
 from edge.sim import LineSimulator
-from export.engine_build import BuildOptions, build
 
 
 def _time(encode: Any, pixels: np.ndarray, iterations: int) -> np.ndarray:

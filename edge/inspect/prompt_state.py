@@ -130,9 +130,3 @@ def score(model: ZeroShotModel, state: PromptState, image_embeds: np.ndarray) ->
     affinity = np.exp(-TIP_BETA * (1.0 - image_embeds @ state.prototypes.T))  # [N, C] in (0, 1]
     blended = (1 - w) * probs + w * affinity
     return np.where(state.has_exemplars[None, :], blended, probs)
-
-
-def score_frames(model: ZeroShotModel, state: PromptState, frames: list[np.ndarray]) -> np.ndarray:
-    """Whole-frame scores [N, C] for offline use (prompt tests, threshold calibration)."""
-    out = [score(model, state, model.embed_images(frames[i : i + 32])) for i in range(0, len(frames), 32)]
-    return np.concatenate(out) if out else np.zeros((0, len(state.names)), np.float32)
