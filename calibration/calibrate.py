@@ -32,6 +32,7 @@ from edge.bundle import Bundle, CalibrationRecord, FileEntry, GateRecord, write_
 from edge.config import TileConfig
 from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
 from edge.errors import CalibrationError, ConfigError
+from edge.failpoint import failpoint
 from edge.hashing import sha256_file
 from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
@@ -391,16 +392,32 @@ def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
                            f"{hint}, or --force to write it anyway.")
 
 
+def _free_name(root: Path, role: str, sha: str, referenced: set[str]) -> str:
+    """``{role}.onnx``, unless the current manifest still points at a file of that name (a
+    re-calibration): then ``{role}.{sha8}.onnx``, so that no file the manifest references is ever
+    replaced before the manifest itself."""
+    plain = f"{role}.onnx"
+    return plain if plain not in referenced else f"{role}.{sha[:8]}.onnx"
+
+
 def _commit(bundle: Bundle, outcome: Outcome) -> Path:
-    """Move the artifacts in, write the report and the histogram, then the manifest."""
+    """Move the artifacts in under names the current manifest does not use, write the report, then
+    swap the manifest (the commit point, one atomic rename), then delete the files it no longer
+    lists. A kill at any moment leaves a bundle that opens: the old one or the new one."""
     root = bundle.root
     files = dict(bundle.manifest.files)
+    referenced = {e.path for e in files.values()}
+    replaced = []
     for a in outcome.artifacts:
-        dest = root / f"{a.role}.onnx"
+        sha = sha256_file(a.file)
+        dest = root / _free_name(root, a.role, sha, referenced)
         a.file.replace(dest)
         dest.chmod(0o644)
-        files[a.role] = FileEntry(path=dest.name, sha256=sha256_file(dest), precision=a.precision,  # type: ignore[arg-type]
+        if a.role in files and files[a.role].path != dest.name:
+            replaced.append(files[a.role].path)
+        files[a.role] = FileEntry(path=dest.name, sha256=sha, precision=a.precision,  # type: ignore[arg-type]
                                   calibration=a.record)
+    failpoint("calibrate-commit")
     role = outcome.artifacts[0].role
     comparison = outcome.comparison
     (root / REPORT_DIR).mkdir(exist_ok=True)
@@ -411,4 +428,8 @@ def _commit(bundle: Bundle, outcome: Outcome) -> Path:
                                  "edge_inspect": __version__}
     report = update(root, role, section)
     write_manifest(root, bundle.manifest.model_copy(update={"files": files}))
+    still = {e.path for e in files.values()}
+    for name in replaced:
+        if name not in still:
+            (root / name).unlink(missing_ok=True)
     return report

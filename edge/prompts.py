@@ -7,6 +7,7 @@ result names the version that produced it.
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 import yaml
@@ -17,6 +18,10 @@ from edge.hashing import sha256_json
 from edge.validation import describe, repeated
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+MAX_CATEGORIES = 64  # every result carries every category's score: 64 keeps a result near 3 KB
+MAX_PROMPTS = 32  # per category
+MAX_TEMPLATES = 16
+MAX_TEXT = 300  # characters of one prompt or template
 
 
 class _Strict(BaseModel):
@@ -27,7 +32,8 @@ class Category(_Strict):
     """One class the line can see: a defect, or (``ok: true``) an acceptable part."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Short id used in results and MQTT.")
-    prompts: list[str] = Field(min_length=1, description="Phrasings; each is put in every template.")
+    prompts: list[str] = Field(min_length=1, max_length=MAX_PROMPTS,
+                               description="Phrasings; each is put in every template.")
     ok: bool = Field(default=False, description="True for good-part classes (verdict ok).")
     threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score above which this defect makes a part NG; "
@@ -40,6 +46,8 @@ class Category(_Strict):
     def _non_empty(cls, v: list[str]) -> list[str]:
         if any(not p.strip() for p in v):
             raise ValueError("prompts must not be empty strings")
+        if any(len(p) > MAX_TEXT for p in v):
+            raise ValueError(f"a prompt is longer than {MAX_TEXT} characters")
         return v
 
 
@@ -72,16 +80,22 @@ class PromptSet(_Strict):
     """An operator-editable set of categories; see DESIGN.md for the smallest valid one."""
 
     name: str = Field(min_length=1, max_length=128)
-    templates: list[str] = Field(default_factory=lambda: ["{}"], min_length=1)
-    categories: list[Category] = Field(min_length=2)
+    templates: list[str] = Field(default_factory=lambda: ["{}"], min_length=1, max_length=MAX_TEMPLATES)
+    categories: list[Category] = Field(min_length=2, max_length=MAX_CATEGORIES)
     decision: Decision = Field(default_factory=Decision)
 
     @field_validator("templates")
     @classmethod
     def _templates_have_slot(cls, v: list[str]) -> list[str]:
         for t in v:
-            if t.count("{}") != 1:
-                raise ValueError(f"template {t!r} must contain '{{}}' exactly once")
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(t) if f is not None]
+            except ValueError as err:  # an unmatched brace
+                raise ValueError(f"template {t!r}: {err}; write '{{}}' for the prompt and '{{{{' for a brace") from err
+            if fields != [""]:
+                raise ValueError(f"template {t!r} must contain '{{}}' exactly once and no other '{{...}}' field")
+            if len(t) > MAX_TEXT:
+                raise ValueError(f"template {t[:40]!r}... is longer than {MAX_TEXT} characters")
         return v
 
     @model_validator(mode="after")
@@ -132,6 +146,8 @@ def load_prompt_set(path: str | Path) -> PromptSet:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the prompt set ({err.strerror}); check the path.") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the prompt set as UTF-8.") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

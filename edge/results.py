@@ -29,6 +29,13 @@ class TileRef(_Payload):
     box: tuple[int, int, int, int] = Field(description="x, y, w, h in frame pixels.")
 
 
+class SourceRef(_Payload):
+    """Which file and frame a replayed file or folder result is about."""
+
+    file: str = Field(description="The image or video file's name.")
+    frame: int = Field(ge=0, description="0-based: the image's place in the folder, or the video frame.")
+
+
 class PromptSetRef(_Payload):
     name: str
     version: str = Field(description="sha256 (first 16 hex) of the set's canonical JSON.")
@@ -63,6 +70,8 @@ class InspectionResult(_Payload):
     replayed: bool = Field(default=False, description="True on re-sends from the outbox.")
     simulated: bool = Field(default=False, description="True for frames from sim://.")
     truth: dict[str, Any] | None = Field(default=None, description="The simulator's ground truth.")
+    source: SourceRef | None = Field(default=None, description="For files and folders replayed by a camera: the "
+                                     "file and frame; null for live cameras and the simulator.")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

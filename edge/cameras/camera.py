@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 
+import cv2
 import numpy as np
 
 from edge.cameras.sources import FrameSource, open_source
@@ -51,6 +52,8 @@ class CameraStats:
     frames: int = 0
     skipped: int = 0  # replaced before inference took them
     reconnects: int = 0
+    unreadable: int = 0  # replay files that could not be decoded (skipped)
+    converted: int = 0  # frames with another channel count (grey, BGRA) converted to BGR
     last_error: str | None = None
 
 
@@ -69,6 +72,7 @@ class Camera:
         self._new_frame = new_frame or threading.Condition()
         self._stop = threading.Event()
         self._last_frame_mono = time.monotonic()
+        self._unreadable_before = 0  # unreadable files of sources already closed
 
     def stop(self) -> None:
         """Ask the capture loop to end (the station joins its thread)."""
@@ -107,7 +111,25 @@ class Camera:
         if reason:
             self.stats.last_error = reason
 
+    def _bgr(self, image: np.ndarray) -> np.ndarray:
+        """Every frame leaves the camera as BGR uint8: a grey or BGRA camera is converted (and counted)."""
+        if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            return image
+        if image.dtype != np.uint8:
+            image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))  # e.g. 16-bit mono
+        if image.ndim == 2 or image.shape[2] == 1:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        else:
+            raise CameraError(f"camera {self.name}: frames with {image.shape[2]} channels; expected 1, 3 or 4.")
+        if self.stats.converted == 0:
+            log.info("camera %s: converting frames to BGR (the source gives %s)", self.name, image.shape)
+        self.stats.converted += 1
+        return image
+
     def _publish(self, image: np.ndarray, meta: dict[str, object]) -> None:
+        image = self._bgr(image)
         now = time.monotonic()
         with self._lock:
             if self._newest is not None and self._newest.number > self._taken:
@@ -133,6 +155,7 @@ class Camera:
             try:
                 ended = self._capture(source)
             finally:
+                self._unreadable_before += source.unreadable
                 source.close()
             if ended:
                 self._set_state(CameraState.ENDED)
@@ -170,6 +193,7 @@ class Camera:
                 log.exception("camera %s: source failed", self.name)
                 self._set_state(CameraState.RECONNECTING, f"source failed: {type(err).__name__}: {err}")
                 return False
+            self.stats.unreadable = self._unreadable_before + source.unreadable
             if raw is None:
                 return True
             self._publish(raw.image, raw.meta)

@@ -6,6 +6,7 @@ CameraError when the source broke (the capture thread then reconnects with backo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +15,8 @@ import numpy as np
 
 from edge.errors import CameraError, ImageError
 from edge.preprocess import IMAGE_SUFFIXES, load_image
+
+log = logging.getLogger("edge_inspect.camera")
 
 
 @dataclass
@@ -31,6 +34,7 @@ class FrameSource(Protocol):
     name: str
     live: bool
     period: float
+    unreadable: int  # files skipped because they could not be decoded (replay sources)
 
     def read(self) -> RawFrame | None: ...
 
@@ -50,6 +54,7 @@ class SimSource:
         self.name = url
         self.live = p.live
         self.period = 1.0 / p.fps if p.live else 0.0
+        self.unreadable = 0
 
     def read(self) -> RawFrame | None:
         p = self.params
@@ -74,7 +79,7 @@ class FolderSource:
         self.name = str(folder)
         self.live = False
         self.period = 0.0
-        self.skipped = 0
+        self.unreadable = 0
         self._i = 0
 
     def read(self) -> RawFrame | None:
@@ -86,9 +91,10 @@ class FolderSource:
             path = self.files[self._i]
             self._i += 1
             try:
-                return RawFrame(load_image(path), {"file": path.name})
-            except ImageError:
-                self.skipped += 1
+                return RawFrame(load_image(path), {"source": {"file": path.name, "frame": self._i - 1}})
+            except ImageError as err:
+                self.unreadable += 1
+                log.warning("camera source %s: skipped an unreadable image: %s", self.name, err)
         raise CameraError(f"{self.name}: none of its images can be read; replace them.")
 
     def close(self) -> None:
@@ -124,20 +130,29 @@ class OpenCVSource:
         self.live = not self.is_file
         self.period = 0.0
         self.loop = loop
+        self.unreadable = 0
+        self._frame = 0
+
+    def _raw(self, image: np.ndarray) -> RawFrame:
+        if not self.is_file:
+            return RawFrame(image)
+        self._frame += 1  # a replayed video: which frame of which file the verdict is about
+        return RawFrame(image, {"source": {"file": Path(self.name).name, "frame": self._frame - 1}})
 
     def read(self) -> RawFrame | None:
         import cv2
 
         ok, image = self._cap.read()
         if ok and image is not None:
-            return RawFrame(image)
+            return self._raw(image)
         if self.is_file:
             if not self.loop:
                 return None
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._frame = 0
             ok, image = self._cap.read()
             if ok and image is not None:
-                return RawFrame(image)
+                return self._raw(image)
         raise CameraError(f"{self.name}: stopped delivering frames; reconnecting.")
 
     def close(self) -> None:

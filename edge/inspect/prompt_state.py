@@ -95,7 +95,22 @@ def _exemplar_images(folder: Path) -> list[np.ndarray]:
     return images
 
 
-def prototypes(model: ZeroShotModel, prompts: PromptSet, base: Path) -> tuple[np.ndarray | None, np.ndarray]:
+def confined(folder: str, base: Path, roots: tuple[Path, ...] = (), what: str = "exemplars") -> Path:
+    """A folder named in a prompt set, resolved against the prompt file's folder, that must lie under
+    it or under one of ``roots`` (the state dir's uploads): an edit from MQTT or the page cannot make
+    the station read, or name, files anywhere else on the box."""
+    path = Path(folder)
+    resolved = (path if path.is_absolute() else base / path).resolve()
+    allowed = [r.resolve() for r in (base, *roots)]
+    if not any(resolved.is_relative_to(r) for r in allowed):
+        raise ConfigError(f"{what} {folder!r}: outside the prompt set's folder and the station's upload folder; "
+                          f"keep reference images under {allowed[0]}" + (f" or {allowed[1]}" if len(allowed) > 1
+                                                                          else "") + ".")
+    return resolved
+
+
+def prototypes(model: ZeroShotModel, prompts: PromptSet, base: Path,
+               roots: tuple[Path, ...] = ()) -> tuple[np.ndarray | None, np.ndarray]:
     """Few-shot image prototypes, one per category that lists an exemplar folder."""
     has = np.array([c.exemplars is not None for c in prompts.categories])
     if not has.any():
@@ -103,21 +118,20 @@ def prototypes(model: ZeroShotModel, prompts: PromptSet, base: Path) -> tuple[np
     protos = np.zeros((len(prompts.categories), model.bundle.manifest.embed_dim), np.float32)
     for i, cat in enumerate(prompts.categories):
         if cat.exemplars is not None:
-            folder = Path(cat.exemplars)
-            folder = folder if folder.is_absolute() else base / folder
+            folder = confined(cat.exemplars, base, roots)
             protos[i] = l2_normalize(model.embed_images(_exemplar_images(folder)).mean(axis=0))
     return protos, has
 
 
 def build_state(model: ZeroShotModel, prompts: PromptSet, base: Path, cache: EmbeddingCache | None,
-                source: str) -> PromptState:
+                source: str, roots: tuple[Path, ...] = ()) -> PromptState:
     """Encode a prompt set (or take it from the cache); raises ConfigError naming the problem."""
     embeds = cache.get(prompts.version) if cache else None
     if embeds is None or embeds.shape[0] != len(prompts.categories):
         embeds = text_embeddings(model, prompts)
         if cache:
             cache.put(prompts.version, embeds)
-    protos, has = prototypes(model, prompts, base)
+    protos, has = prototypes(model, prompts, base, roots)
     return PromptState(prompts, embeds, protos, has, source)
 
 

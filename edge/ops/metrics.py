@@ -66,13 +66,16 @@ class ServiceCollector:
         dropped = CounterMetricFamily(f"{PREFIX}_camera_frames_dropped",
                                       "frames replaced by a newer one before inference took them", labels=["camera"])
         reconnects = CounterMetricFamily(f"{PREFIX}_camera_reconnects", "reconnect attempts", labels=["camera"])
+        unreadable = CounterMetricFamily(f"{PREFIX}_camera_frames_unreadable", "replayed files that could not be "
+                                         "decoded (skipped)", labels=["camera"])
         for name, cam in src.control.cameras().items():
             up.add_metric([name], 1.0 if cam.state == "streaming" and not cam.stale else 0.0)
             fps.add_metric([name], self._fps(name, cam.frames))
             frames.add_metric([name], cam.frames)
             dropped.add_metric([name], cam.skipped)
             reconnects.add_metric([name], cam.reconnects)
-        yield from (up, fps, frames, dropped, reconnects)
+            unreadable.add_metric([name], cam.unreadable)
+        yield from (up, fps, frames, dropped, reconnects, unreadable)
         yield GaugeMetricFamily(f"{PREFIX}_result_queue_depth", "results waiting for the publisher",
                                 value=src.queue_depth())
         yield GaugeMetricFamily(f"{PREFIX}_inference_stalled_seconds", "seconds since the inference loop last turned",

@@ -34,7 +34,8 @@ class PipelineHealth:
         cameras = {}
         for name, cam in self.pipeline.cameras.items():
             cameras[name] = {"state": cam.state.value, "frames": cam.stats.frames, "skipped": cam.stats.skipped,
-                             "reconnects": cam.stats.reconnects, "last_error": cam.stats.last_error}
+                             "reconnects": cam.stats.reconnects, "unreadable": cam.stats.unreadable,
+                             "last_error": cam.stats.last_error}
             if cam.state.value == "reconnecting":
                 problems.setdefault(f"camera {name}", cam.stats.last_error or "reconnecting")
         return problems, {"cameras": cameras, "encoder": {"backend": self.backend, "stalled_s": round(stalled, 2)},

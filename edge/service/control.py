@@ -31,6 +31,7 @@ class CameraView:
     frames: int
     skipped: int
     reconnects: int
+    unreadable: int
     last_error: str | None
     stale: bool
     config: CameraConfig

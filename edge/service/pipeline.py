@@ -29,7 +29,7 @@ from edge.inspect.decision import Smoother
 from edge.inspect.frames import FrameScores, score_frames
 from edge.inspect.prompt_state import PromptState
 from edge.model import ZeroShotModel
-from edge.results import InspectionResult, ModelRef, PromptSetRef, TileRef, iso_ms
+from edge.results import InspectionResult, ModelRef, PromptSetRef, SourceRef, TileRef, iso_ms
 from edge.service.control import Observers
 from edge.service.publisher import Publisher
 from edge.service.status import StatusBoard
@@ -191,6 +191,7 @@ class Pipeline:
             prompt_set=PromptSetRef(name=state.prompts.name, version=state.version),
             model=self.model_ref, latency_ms=round((time.monotonic() - frame.captured_mono) * 1000, 2),
             part_id=part_id, simulated=truth is not None, truth=truth if isinstance(truth, dict) else None,
+            source=SourceRef.model_validate(frame.meta["source"]) if "source" in frame.meta else None,
         )
 
     def _camera_health(self) -> None:

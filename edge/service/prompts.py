@@ -70,6 +70,7 @@ class PromptManager:
         self.path = path
         self.history = PromptHistory(state_dir / "prompt-sets")
         self._cache = EmbeddingCache(state_dir / "embeddings", model.bundle.hash)
+        self.roots = (state_dir / "exemplars",)  # where the page's uploads go: reference folders may live there
         self._override = state_dir / "prompts" / "active.yaml"
         self._override_meta = state_dir / "prompts" / "active.json"
         self._on_change = on_change or (lambda state: None)
@@ -94,7 +95,7 @@ class PromptManager:
 
     def candidate(self, data: object, source: str) -> PromptState:
         """Validate and encode a set without activating it (previews)."""
-        return build_state(self.model, self._parse(data, source), self.base, self._cache, source)
+        return build_state(self.model, self._parse(data, source), self.base, self._cache, source, self.roots)
 
     # ---- start-up ----
     def start(self) -> PromptState:
@@ -110,7 +111,7 @@ class PromptManager:
             elif meta:
                 log.warning("prompt file %s changed since the last operator edit; it wins over %s",
                             self.path, self._override)
-            state = build_state(self.model, prompts, self.base, self._cache, source)
+            state = build_state(self.model, prompts, self.base, self._cache, source, self.roots)
             self.history.record(prompts, source)
             self._seen = file_hash
             self._state = state
@@ -135,7 +136,7 @@ class PromptManager:
         changes nothing when any step before activation fails."""
         prompts = data if isinstance(data, PromptSet) else self._parse(data, source)
         with self._lock:
-            state = build_state(self.model, prompts, self.base, self._cache, source)
+            state = build_state(self.model, prompts, self.base, self._cache, source, self.roots)
             if persist:
                 self._persist(prompts, source)
             try:

@@ -176,7 +176,7 @@ class Station:
 
     def cameras(self) -> dict[str, CameraView]:
         return {name: CameraView(name, cam.state.value, cam.stats.frames, cam.stats.skipped, cam.stats.reconnects,
-                                 cam.stats.last_error, cam.stale, cam.config)
+                                 cam.stats.unreadable, cam.stats.last_error, cam.stale, cam.config)
                 for name, cam in self.pipeline.cameras.items()}
 
     def status(self) -> dict[str, Any]:

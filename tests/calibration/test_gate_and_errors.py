@@ -136,3 +136,25 @@ def test_manifest_records_what_the_engine_build_needs(clip: Path) -> None:
         assert entry["precision"] == "fp16" and len(entry["sha256"]) == 64
         assert entry["calibration"]["derived_from"] == manifest.files[role.split(".")[0]].sha256
         assert os.access(clip / entry["path"], os.R_OK)
+
+
+def test_a_kill_while_committing_leaves_a_bundle_that_opens(clip: Path) -> None:
+    """The manifest swap is the commit point: files it lists are never replaced before it."""
+    import signal
+    import subprocess
+    import sys
+
+    calibrate(clip, "--precision", "int8", "--force")
+    first = read_manifest(clip).files["vision.int8"]
+    args = [sys.executable, "-m", "edge.cli.main", "calibrate", str(clip), "--images", "sim://line?seed=9",
+            "--quiet", "--calib-images", "24", "--holdout-images", "40", "--precision", "int8", "--method",
+            "percentile", "--force"]
+    killed = subprocess.run(args, env={**os.environ, "EDGE_INSPECT_FAILPOINT": "calibrate-commit"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert Bundle.open(clip).manifest.files["vision.int8"] == first  # every hash still matches: the old bundle
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    second = Bundle.open(clip).manifest.files["vision.int8"]
+    assert second.sha256 != first.sha256 and second.path != first.path  # under a name the old manifest did not use
+    assert not (clip / first.path).exists()  # the replaced file is gone once the new manifest is in place

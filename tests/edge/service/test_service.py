@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,8 +127,13 @@ def test_corrupt_frames_are_skipped_and_counted(make_config: Callable[..., Servi
     _folder_of_frames(folder, 3)
     (folder / "f001b.png").write_bytes(b"\x89PNG broken")
     cfg = make_config([{"name": "cam1", "source": str(folder), "loop": False}])
-    sink = _run(cfg, duration=60)
-    assert len(sink.results) == 3
+    sink = Collector()
+    with build_station(cfg, sinks=[sink]) as svc:
+        svc.run(duration=60)
+        view = svc.station.cameras()["cam1"]
+    assert len(sink.results) == 3 and view.unreadable == 1  # counted, and the others inspected
+    assert [(r.source.file, r.source.frame) for r in sink.results if r.source] == [
+        ("f000.png", 0), ("f001.png", 1), ("f002.png", 3)]  # which file each verdict is about
 
 
 def test_missing_camera_degrades_but_runs(make_config: Callable[..., ServiceConfig], tmp_path: Path) -> None:
@@ -156,6 +162,44 @@ def test_triggered_mode_inspects_on_trigger_with_part_id(make_config: Callable[.
         with pytest.raises(ConfigError, match="unknown camera 'cam9'"):
             svc.station.trigger("cam9", "P-1")
     assert [r.part_id for r in sink.results] == ["P-0001", "P-0002"]
+
+
+def test_triggers_close_together_each_inspect_their_own_frame(make_config: Callable[..., ServiceConfig]) -> None:
+    """Two triggers 50 ms apart used to share one pending slot: the first part was never inspected."""
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=160x120", "fps": 30}],
+                      trigger={"mode": "triggered"})
+    sink = Collector()
+    with build_station(cfg, sinks=[sink]) as svc:
+        svc.run(duration=0.3)
+        for i in range(10):
+            svc.station.trigger("cam1", f"A-{i}")
+            time.sleep(0.05)
+            svc.station.trigger("cam1", f"B-{i}")
+            time.sleep(0.1)
+        sink.wait_for(lambda rs: len(rs) >= 20)
+        svc.run(duration=0.3)
+    assert [r.part_id for r in sink.results] == [f"{p}-{i}" for i in range(10) for p in "AB"]
+    frames = [r.ts for r in sink.results]
+    assert len(set(frames)) == 20  # twenty parts, twenty frames
+
+
+def test_a_trigger_without_a_frame_times_out_visibly(make_config: Callable[..., ServiceConfig],
+                                                     tmp_path: Path) -> None:
+    cfg = make_config([{"name": "cam1", "source": str(tmp_path / "unplugged")}],
+                      trigger={"mode": "triggered", "timeout_s": 0.5})
+    with build_station(cfg) as svc:
+        assert svc.station.trigger("cam1", "P-9")["queued"] == 1
+        deadline = time.monotonic() + 10
+        while svc.counters.triggers_timed_out < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.counters.triggers_timed_out == 1
+        assert "trigger cam1: part P-9: no frame within 0.5 s" in svc.status.summary()
+
+
+def test_continuous_mode_refuses_a_trigger_with_the_reason(make_config: Callable[..., ServiceConfig]) -> None:
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=160x120"}])
+    with build_station(cfg) as svc, pytest.raises(ConfigError, match="continuous mode .* set trigger.mode: triggered"):
+        svc.station.trigger("cam1", "P-1")
 
 
 def test_seq_continues_after_restart(make_config: Callable[..., ServiceConfig]) -> None:

@@ -1,0 +1,92 @@
+"""The MQTT bridge against a fake StationControl: fast checks of the command contract, no broker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import MqttConfig, StationConfig
+from edge.mqtt.bridge import MqttBridge
+from edge.mqtt.outbox import Outbox
+from edge.service.control import Observers
+from edge.service.status import StatusBoard
+from tests.edge.fakes import SET, FakeControl
+
+ROOT = "inspect/s/l/st"
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    properties: Any = None
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> MqttBridge:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    status = StatusBoard()
+    status.fact("version", "0.1.0")
+    return MqttBridge(FakeControl(), MqttConfig(), StationConfig(site="s", line="l", station="st"), outbox,
+                      status, Observers(), supervise=lambda *a, **k: None)
+
+
+def run(bridge: MqttBridge, verb: str, body: Any) -> tuple[str, str | None, Any, str | None]:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return bridge._execute(Message(f"{ROOT}/cmd/{verb}", payload))
+
+
+def test_each_verb_reaches_the_control(bridge: MqttBridge) -> None:
+    control: FakeControl = bridge.control  # type: ignore[assignment]
+    assert run(bridge, "prompts/set", {"id": "a", "args": {"prompt_set": SET, "requested_by": "mes-1"}})[2] == {
+        "name": "fake", "version": control.prompt_state.version}
+    assert run(bridge, "trigger", {"id": "b", "args": {"camera": "cam1", "part_id": "P-7"}})[2]["part_id"] == "P-7"
+    assert run(bridge, "snapshot", {"id": "c", "args": {"camera": "cam1"}})[2] == {"snapshot": "cam1/snapshot-1.jpg"}
+    assert run(bridge, "prompts/test", {"args": {"prompt_set": SET}})[2]["version"] == "candidate"
+    assert run(bridge, "reload", {"args": {"requested_by": "ops"}})[2]["name"] == "fake"
+    assert [c[0] for c in control.calls] == ["apply", "trigger", "snapshot", "preview", "reload"]
+    assert control.calls[0] == ("apply", "mqtt:mes-1")
+
+
+def test_prompts_active_turns_back_into_prompts_set(bridge: MqttBridge) -> None:
+    active = json.loads(bridge.prompts_active_json(bridge.control.prompt_state))
+    assert {"version", "source", "name", "categories"} <= set(active)
+    verb, rid, result, error = run(bridge, "prompts/set", {"id": "x", "args": {"prompt_set": active}})
+    assert error is None and result["version"] == active["version"]  # version and source are ignored
+
+
+@pytest.mark.parametrize("body, expect_id, error", [
+    ({"id": "u1", "args": {}}, "u1", "unknown command 'frobnicate'"),
+    (b"{not json", None, "invalid command"),
+    ({"id": "v1", "args": [], "extra": 1}, "v1", "invalid command"),
+])
+def test_errors_echo_the_id_they_could_read(bridge: MqttBridge, body: Any, expect_id: str | None, error: str) -> None:
+    verb, rid, result, err = run(bridge, "frobnicate", body)
+    assert rid == expect_id and result is None and err is not None and error in err
+
+
+def test_a_verb_that_raises_unexpectedly_answers_with_an_error(bridge: MqttBridge) -> None:
+    control: FakeControl = bridge.control  # type: ignore[assignment]
+    control.snapshot = lambda camera: 1 / 0  # type: ignore[method-assign, assignment, return-value]
+    verb, rid, result, err = run(bridge, "snapshot", {"id": "s9", "args": {"camera": "cam1"}})
+    assert rid == "s9" and err is not None and err.startswith("internal error: ZeroDivisionError")
+
+
+def test_bad_args_and_domain_errors_name_the_problem(bridge: MqttBridge) -> None:
+    assert "part_id" in run(bridge, "trigger", {"id": "t", "args": {"camera": "cam1"}})[3]
+    assert "unknown camera 'cam9'" in run(bridge, "trigger", {"id": "t", "args": {"camera": "cam9", "part_id": "P"}})[3]
+    bad = {**SET, "templates": ["a {} {x}"]}
+    assert "templates" in run(bridge, "prompts/set", {"id": "p", "args": {"prompt_set": bad}})[3]
+
+
+def test_status_payloads(bridge: MqttBridge) -> None:
+    live = json.loads(bridge.status_json("auto"))
+    will = json.loads(bridge.status_json("will"))
+    bye = json.loads(bridge.status_json("offline"))
+    assert live["state"] == "online" and live["cameras"] == {"cam1": "streaming"} and live["ts"]
+    assert will["state"] == "offline" and will["ts"] is None and will["cameras"] is None and will["since"]
+    assert bye["state"] == "offline" and bye["ts"] and bye["cameras"] is None
