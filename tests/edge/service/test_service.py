@@ -26,7 +26,7 @@ from tests.edge.conftest import PROMPTS, Collector
 from tests.helpers import run_cli
 
 KEYS = {"schema", "id", "seq", "ts", "station", "camera", "verdict", "category", "score", "scores", "tile",
-        "prompt_set", "model", "latency_ms", "snapshot", "part_id", "replayed", "simulated", "truth"}
+        "prompt_set", "model", "latency_ms", "snapshot", "part_id", "replayed", "simulated", "truth", "source"}
 
 
 def _run(cfg: ServiceConfig, duration: float | None = None) -> Collector:
@@ -52,6 +52,8 @@ def test_video_file_every_frame_once_with_the_contract_keys(
     assert first["ts"].endswith("Z") and len(first["ts"]) == len("2026-01-01T00:00:00.000Z")
     assert set(first["scores"]) == {"good", "scratch", "hole"} and first["simulated"] is False
     assert len({r.id for r in sink.results}) == 8
+    assert [r.source.frame for r in sink.results if r.source] == list(range(8))  # which video frame
+    assert {r.source.file for r in sink.results if r.source} == {"line.avi"}
 
 
 def test_sim_results_carry_truth(make_config: Callable[..., ServiceConfig]) -> None:
