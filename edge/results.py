@@ -8,9 +8,12 @@ with a new schema id. ``schemas/result.schema.json`` is generated from this mode
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from edge.sim.scene import SimTruth
+from edge.validation import inline
 
 RESULT_SCHEMA_ID: Final = "edge-inspect/result/1"
 
@@ -21,7 +24,8 @@ def iso_ms(ts: datetime) -> str:
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # every key is always sent: the schema lists every key as required (nullable where it can be null)
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 class TileRef(_Payload):
@@ -54,7 +58,7 @@ class InspectionResult(_Payload):
     schema_: Literal["edge-inspect/result/1"] = Field(default=RESULT_SCHEMA_ID, alias="schema")
     id: str = Field(description="Unique per result; re-sends carry the same id (de-duplicate on it).")
     seq: int = Field(ge=1, description="Per station, +1 per result, never reused: a gap is a lost result.")
-    ts: str = Field(description="Capture time, UTC ISO-8601 with ms and Z.")
+    ts: str = Field(description="Capture time, UTC ISO-8601 with ms and Z.", json_schema_extra={"format": "date-time"})
     station: str = Field(description="site/line/station")
     camera: str
     verdict: Literal["ok", "ng", "uncertain"]
@@ -69,11 +73,13 @@ class InspectionResult(_Payload):
     part_id: str | None = Field(default=None, description="From the trigger, when one gave it.")
     replayed: bool = Field(default=False, description="True on re-sends from the outbox.")
     simulated: bool = Field(default=False, description="True for frames from sim://.")
-    truth: dict[str, Any] | None = Field(default=None, description="The simulator's ground truth.")
+    truth: Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [
+        inline(SimTruth.model_json_schema(mode="serialization")), {"type": "null"}]})] = Field(
+        default=None, description="The simulator's ground truth (frames from sim:// only).")
     source: SourceRef | None = Field(default=None, description="For files and folders replayed by a camera: the "
                                      "file and frame; null for live cameras and the simulator.")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_serialization_defaults_required=True)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

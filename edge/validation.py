@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -18,3 +20,21 @@ def describe(err: ValidationError) -> str:
 def repeated(names: list[str]) -> list[str]:
     """Names that occur more than once (for "must be unique" validators)."""
     return sorted({n for n in names if names.count(n) > 1})
+
+
+def inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON Schema with its ``$defs`` put in place of their ``$ref`` s (none are recursive), so
+    that it can be embedded in another schema."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return dict(walk(schema))

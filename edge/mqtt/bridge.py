@@ -176,7 +176,7 @@ class MqttBridge:
         if error:
             log.warning("command %s rejected: %s", verb, error)
         self.link.publish_now(topic, body.model_dump_json(by_alias=True), properties=props,
-                              what=f"the response to {verb} on {topic}")
+                              what=f"the response to {verb} on {topic}", fallback=self.topics.response(verb))
 
     # ---- the verbs ----
     def _prompts_set(self, args: PromptsArgs) -> dict[str, Any]:

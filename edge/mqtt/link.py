@@ -77,7 +77,9 @@ class MqttLink:
         self._floor = 0  # results up to this seq existed before the current connection
         self._paused_until = 0.0
         self._status_sent: str | None = None
-        self._others: dict[int, str] = {}  # mid -> what: responses, status, replays (refusals are logged)
+        # mid -> (what, fallback (topic, payload, properties) or None): responses, status, replays. A refusal
+        # is logged; a response the broker refused on a client's response topic goes again on the default one
+        self._others: dict[int, tuple[str, tuple[str, str, Any] | None]] = {}
         self._exited = threading.Event()
         self._exited.set()
 
@@ -92,9 +94,10 @@ class MqttLink:
         self._wake.set()
 
     def publish_now(self, topic: str, payload: str, retain: bool = False, properties: Any = None,
-                    what: str | None = None) -> bool:
+                    what: str | None = None, fallback: str | None = None) -> bool:
         """Responses, status, retained topics and replays (not the outbox): best effort, QoS 1. A broker
-        that refuses one (an ACL, a response topic the client may not use) is logged with ``what``."""
+        that refuses one (an ACL) is logged with ``what``; with ``fallback``, it is sent again there (a
+        response topic the station may not write: the answer goes to the default response topic)."""
         client = self._client
         if client is None or not self.state.connected:
             if what:
@@ -102,7 +105,7 @@ class MqttLink:
             return False
         info = client.publish(topic, payload, qos=1, retain=retain, properties=properties)
         if info.rc == 0 and what:
-            self._others[info.mid] = what
+            self._others[info.mid] = (what, (fallback, payload, properties) if fallback and fallback != topic else None)
         return bool(info.rc == 0)
 
     def result_properties(self, result_id: str) -> Any:
@@ -256,9 +259,13 @@ class MqttLink:
         if kind == "ack":
             seq = self.state.inflight.pop(event[2], None)
             if seq is None:
-                what = self._others.pop(event[2], None)
-                if what is not None and is_failure(event[3]):
-                    log.warning("the broker refused %s: %s (check the broker's ACL)", what, reason_text(event[3]))
+                other = self._others.pop(event[2], None)
+                if other is not None and is_failure(event[3]):
+                    what, fallback = other
+                    log.warning("the broker refused %s: %s (check the broker's ACL)%s", what, reason_text(event[3]),
+                                f"; sending it on {fallback[0]} instead" if fallback else "")
+                    if fallback:
+                        self.publish_now(*fallback[:1], fallback[1], properties=fallback[2], what=f"{what} (again)")
                 return
             if is_failure(event[3]):
                 self.state.refused += 1

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from edge.validation import inline
 
 STATUS_SCHEMA_ID: Final = "edge-inspect/status/1"
+PROMPTS_ACTIVE_SCHEMA_ID: Final = "edge-inspect/prompts-active/1"
 RESPONSE_SCHEMA_ID: Final = "edge-inspect/response/1"
 COMMAND_SCHEMA_ID: Final = "edge-inspect/command/1"
 MAX_COMMAND_BYTES = 256 * 1024
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # every key is always sent, so the schema lists every key as required (nullable where it can be null)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_serialization_defaults_required=True)
 
 
 class StatusPayload(_Payload):
@@ -42,7 +46,7 @@ class PromptsActive(_Payload):
     Sent back verbatim as ``prompts/set``'s ``prompt_set``, ``version`` and ``source`` are ignored. The
     other keys are the prompt set's own (the operator YAML as JSON; later versions may add keys)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, json_schema_serialization_defaults_required=True)
 
     version: str = Field(description="sha256 (first 16 hex) of the set's canonical JSON.")
     source: str = Field(description="The file, 'mqtt:<requested_by>', 'ui:<operator>' or 'rollback to ...'.")
@@ -52,45 +56,123 @@ class PromptsActive(_Payload):
     decision: dict[str, Any]
 
 
+def _any_of(*models: type[BaseModel], null: bool = False) -> dict[str, Any]:
+    """A JSON Schema ``anyOf`` of the models (runtime values stay plain dicts, validated per verb)."""
+    options: list[dict[str, Any]] = [inline(m.model_json_schema(mode="serialization")) for m in models]
+    return {"anyOf": [*options, {"type": "null"}] if null else options}
+
+
+# ---- command arguments, one model per verb ----
 class TriggerArgs(_Payload):
+    """``trigger``: inspect the camera's next frame as this part (only in ``trigger.mode: triggered``)."""
+
     camera: str
-    part_id: str = Field(min_length=1, max_length=128)
+    part_id: str = Field(min_length=1, max_length=128, description="Carried by the result as part_id.")
 
 
 class SnapshotArgs(_Payload):
+    """``snapshot``: save the camera's newest frame to the evidence store."""
+
     camera: str
 
 
 class ReplayArgs(_Payload):
+    """``replay``: publish stored results again (``replayed: true``), in seq order, to heal a gap."""
+
     from_seq: int = Field(ge=1)
-    to_seq: int | None = Field(default=None, ge=1)
+    to_seq: int | None = Field(default=None, ge=1, description="Inclusive; default: up to the newest.")
     limit: int = Field(default=10_000, ge=1, le=100_000)
 
 
 class PromptsArgs(_Payload):
-    """``prompts/set`` and ``prompts/test``: a prompt set (the operator YAML, as JSON)."""
+    """``prompts/set`` (validate, activate, keep) and ``prompts/test`` (score the current frames and the
+    last NG frames with it beside the active set; nothing changes): a prompt set, the operator YAML as
+    JSON. The retained ``prompts/active`` payload is accepted as it is (its version and source ignored)."""
 
     prompt_set: dict[str, Any]
     requested_by: str | None = Field(default=None, max_length=128, description="For the audit log.")
 
 
 class Empty(_Payload):
-    requested_by: str | None = None
+    """``reload``: read the prompt file again (the file wins over an earlier remote edit)."""
+
+    requested_by: str | None = Field(default=None, max_length=128)
 
 
 class CommandRequest(_Payload):
-    """Every command payload; ``args`` is validated per verb."""
+    """Every command payload, on ``.../cmd/{verb}``; ``args`` is validated per verb (see its $defs)."""
 
     schema_: Literal["edge-inspect/command/1"] = Field(default=COMMAND_SCHEMA_ID, alias="schema")
     id: str | None = Field(default=None, max_length=128, description="Echoed in the response.")
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: Annotated[dict[str, Any], WithJsonSchema(_any_of(PromptsArgs, TriggerArgs, SnapshotArgs, ReplayArgs,
+                                                           Empty))] = Field(
+        default_factory=dict, description="The verb's arguments: prompts/set and prompts/test take PromptsArgs, "
+        "trigger TriggerArgs, snapshot SnapshotArgs, replay ReplayArgs, reload Empty (each validated per verb).")
+
+
+# ---- command results, one model per verb ----
+class PromptsSetResult(_Payload):
+    """``prompts/set`` and ``reload``: the set now active."""
+
+    name: str
+    version: str
+
+
+class Verdict(_Payload):
+    verdict: Literal["ok", "ng", "uncertain"]
+    category: str
+    score: float
+    scores: dict[str, float]
+
+
+class PreviewFrame(_Payload):
+    candidate: Verdict
+    active: Verdict
+
+
+class PreviewDefect(PreviewFrame):
+    id: str
+    seq: int
+    camera: str
+    snapshot: str | None
+
+
+class PromptsTestResult(_Payload):
+    """``prompts/test``: each camera's newest frame and the last NG/uncertain frames, scored by the
+    candidate and by the active set."""
+
+    version: str = Field(description="The candidate's version.")
+    cameras: dict[str, PreviewFrame]
+    recent_defects: list[PreviewDefect]
+
+
+class TriggerResult(_Payload):
+    camera: str
+    part_id: str
+    queued: int = Field(description="The trigger's place in the camera's queue (1: the next frame).")
+    timeout_s: float = Field(description="Dropped (and reported) if no frame comes within this.")
+
+
+class SnapshotResult(_Payload):
+    snapshot: str = Field(description="Evidence reference; GET /api/evidence/{snapshot} on the ops port.")
+
+
+class ReplayResult(_Payload):
+    replayed: int
+    first_seq: int | None
+    last_seq: int | None
 
 
 class CommandResponse(_Payload):
+    """On ``.../cmd/{verb}/response``, or the command's MQTT 5 response topic (with its correlation data)."""
+
     schema_: Literal["edge-inspect/response/1"] = Field(default=RESPONSE_SCHEMA_ID, alias="schema")
     verb: str
-    id: str | None = None
+    id: str | None = Field(default=None, description="The command's id, also on errors when it could be read.")
     ok: bool
     error: str | None = None
-    result: dict[str, Any] | None = None
-    ts: str
+    result: Annotated[dict[str, Any] | None, WithJsonSchema(_any_of(
+        PromptsSetResult, PromptsTestResult, TriggerResult, SnapshotResult, ReplayResult, null=True))] = Field(
+        default=None, description="Per verb: prompts/set and reload PromptsSetResult, prompts/test "
+        "PromptsTestResult, trigger TriggerResult, snapshot SnapshotResult, replay ReplayResult; null on errors.")
+    ts: str = Field(json_schema_extra={"format": "date-time"})

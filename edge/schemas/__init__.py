@@ -14,10 +14,12 @@ from pydantic import BaseModel
 
 from edge.mqtt.payloads import (
     COMMAND_SCHEMA_ID,
+    PROMPTS_ACTIVE_SCHEMA_ID,
     RESPONSE_SCHEMA_ID,
     STATUS_SCHEMA_ID,
     CommandRequest,
     CommandResponse,
+    PromptsActive,
     StatusPayload,
 )
 from edge.results import RESULT_SCHEMA_ID, InspectionResult
@@ -28,6 +30,7 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
     "status.schema.json": (STATUS_SCHEMA_ID, StatusPayload),
     "command.schema.json": (COMMAND_SCHEMA_ID, CommandRequest),
     "response.schema.json": (RESPONSE_SCHEMA_ID, CommandResponse),
+    "prompts-active.schema.json": (PROMPTS_ACTIVE_SCHEMA_ID, PromptsActive),
 }
 
 

@@ -25,8 +25,13 @@ def test_a_result_validates_and_a_broken_one_does_not() -> None:
         "prompt_set": {"name": "p", "version": "abc"},
         "model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime"},
         "latency_ms": 12.5, "snapshot": None, "part_id": None, "replayed": False, "simulated": False,
-        "truth": None,
+        "truth": None, "source": None,
     }
     jsonschema.validate(result, schema)
+    for key in ("schema", "source", "truth"):  # every key is sent, so every key is required
+        with pytest.raises(jsonschema.ValidationError, match=f"'{key}' is a required property"):
+            jsonschema.validate({k: v for k, v in result.items() if k != key}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**result, "ts": "yesterday"}, schema, format_checker=jsonschema.FormatChecker())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**result, "verdict": "maybe"}, schema)

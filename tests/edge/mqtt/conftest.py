@@ -181,3 +181,34 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
     b.start()
     yield b, ca[0]
     b.kill()
+
+
+SCHEMAS_DIR = ROOT / "edge" / "schemas"
+
+
+def schema_for(topic: str) -> str | None:
+    """The committed JSON Schema file for a message on ``topic`` (None for commands and unknown topics)."""
+    if topic.endswith("/result"):
+        return "result.schema.json"
+    if topic.endswith("/status"):
+        return "status.schema.json"
+    if topic.endswith("/prompts/active"):
+        return "prompts-active.schema.json"
+    if topic.endswith("/response") or "/reply/" in topic or topic.startswith("replies/"):
+        return "response.schema.json"
+    return None
+
+
+def validate_all(messages: list[tuple[str, dict[str, Any], bool, Any]]) -> int:
+    """Validate every message with a schema, as an integrator's validator would; returns how many."""
+    import jsonschema  # type: ignore[import-untyped]
+
+    checked = 0
+    for topic, body, _, _ in messages:
+        name = schema_for(topic)
+        if name is None:
+            continue
+        schema = json.loads((SCHEMAS_DIR / name).read_text())
+        jsonschema.validate(body, schema, format_checker=jsonschema.FormatChecker())
+        checked += 1
+    return checked

@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 from edge.app import build_station
 from edge.config import ServiceConfig
 from tests.edge.conftest import PROMPTS, Collector
-from tests.edge.mqtt.conftest import ROOT, USERS, Broker, Subscriber
+from tests.edge.mqtt.conftest import ROOT, USERS, Broker, Subscriber, validate_all
 
 ROOT_TOPIC = "inspect/s1/l1/st1"
 
@@ -221,6 +221,10 @@ def test_commands(make_config: Callable[..., ServiceConfig], broker: Broker, pro
         reload = _command(sub, "reload", {})
         assert reload["ok"] and reload["result"]["version"] == ok["result"]["version"]
     sub.close()
+    topics = {t for t, *_ in sub.messages}
+    assert validate_all(sub.messages) > 10 and any(t.endswith("/prompts/active") for t in topics)
+    actives = sub.on("/prompts/active")
+    assert len([a for a in actives if a["source"] == "mqtt:anna"]) == 1  # one activation, published once
 
 
 def test_only_operators_can_command(make_config: Callable[..., ServiceConfig], auth_broker: Broker,
@@ -244,6 +248,36 @@ def test_only_operators_can_command(make_config: Callable[..., ServiceConfig], a
     mes.close()
     operator.close()
     _ = json  # payloads are JSON throughout
+
+
+def test_the_mes_may_replay_and_a_refused_response_topic_falls_back(
+        make_config: Callable[..., ServiceConfig], auth_broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped ACL lets the MES heal gaps with cmd/replay (its README says so), answers on a response
+    topic under .../st1/reply/, and a response topic the station may not write is answered on the
+    default topic instead of being lost."""
+    monkeypatch.setenv("EDGE_INSPECT_MQTT_PASSWORD", USERS["st1"])
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 10}],
+                      mqtt=_mqtt(auth_broker, username="st1"))
+    mes, operator = Subscriber(auth_broker.port, user="mes"), Subscriber(auth_broker.port, user="operator")
+    local = Collector()
+    with build_station(cfg, sinks=[local]):
+        local.wait_for(lambda rs: len(rs) >= 3)
+        mes.wait(lambda s: len(s.results()) >= 3)
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = f"{ROOT_TOPIC}/reply/mes-1"
+        props.CorrelationData = b"gap-1"
+        mes.publish(f"{ROOT_TOPIC}/cmd/replay", {"id": "heal-1", "args": {"from_seq": 1, "to_seq": 2}}, props)
+        mes.wait(lambda s: any(r.get("id") == "heal-1" for r in s.on("/reply/mes-1")), timeout=20)
+        assert mes.on("/reply/mes-1")[-1]["ok"] and mes.on("/reply/mes-1")[-1]["result"]["replayed"] == 2
+        mes.wait(lambda s: sum(1 for r in s.results() if r["replayed"] and r["seq"] <= 2) >= 2)
+        replayed = [p for t, b, _, p in mes.messages if t.endswith("/result") and b["replayed"]]
+        assert all(dict(p.UserProperty)["schema"] == "edge-inspect/result/1" for p in replayed)  # same properties
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = "elsewhere/replies"  # the station may not write there
+        operator.publish(f"{ROOT_TOPIC}/cmd/reload", {"id": "r-1", "args": {}}, props)
+        operator.wait(lambda s: any(r.get("id") == "r-1" for r in s.on("/cmd/reload/response")), timeout=20)
+    mes.close()
+    operator.close()
 
 
 @pytest.mark.parametrize("policy", ["block", "drop_oldest"])
