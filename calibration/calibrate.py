@@ -21,11 +21,20 @@ from calibration import cpu_int8
 from calibration import fp16 as fp16_mod
 from calibration import int8 as int8_mod
 from calibration.data import CalibrationData, SplitSpec, load_calibration_data
-from calibration.gate import DEFAULTS, Comparison, Thresholds, compare, cosines, encode, seconds_per_image
+from calibration.gate import (
+    DEFAULTS,
+    Comparison,
+    Thresholds,
+    check_sample,
+    compare,
+    cosines,
+    encode,
+    seconds_per_image,
+)
 from calibration.graph import groups
 from calibration.qdq_rules import summary, violations
 from calibration.ranges import FeedReader, activation_absmax, input_names
-from calibration.report import REPORT_DIR, histogram_png, update
+from calibration.report import REPORT_DIR, flip_rows, flipped_frames_png, histogram_png, update
 from calibration.sensitivity import Variants, keep_until_it_passes, rank
 from edge import __version__
 from edge.bundle import Bundle, CalibrationRecord, FileEntry, GateRecord, write_manifest
@@ -84,6 +93,7 @@ class Outcome:
     comparison: Comparison  # per-image numbers behind the gate, for the histogram
     section: dict[str, Any] = field(default_factory=dict)  # this artifact's part of report.json
     report: Path | None = None
+    thumbnails: list[np.ndarray] = field(default_factory=list)  # hold-out frames, for the flipped-frames sheet
 
 
 def default_prompts() -> Path:
@@ -103,7 +113,9 @@ def calibrate(root: Path, opts: CalibrateOptions, quiet: bool = False) -> Outcom
         data = load_calibration_data(opts.images, bundle.manifest.image,
                                      SplitSpec(opts.calib_images, opts.holdout_images, opts.seed, opts.tiles))
         skipped = f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""
-        steps.info(f"{len(data.calibration)} calibration and {len(data.holdout)} hold-out crops{skipped}")
+        steps.info(f"{len(data.calibration)} calibration and {len(data.holdout)} hold-out crops "
+                   f"({data.holdout_frames} hold-out frames){skipped}")
+        check_sample(data.holdout_frames, opts.thresholds.min_agreement)
     work = Path(tempfile.mkdtemp(prefix=".calibrate-", dir=root))
     try:
         with ZeroShotModel(bundle) as fp32:
@@ -116,6 +128,7 @@ def calibrate(root: Path, opts: CalibrateOptions, quiet: bool = False) -> Outcom
                 outcome = _cpu_int8(bundle, fp32, opts, data, prompts, ref_image, ref_text, work, steps)
             else:
                 outcome = _int8(bundle, opts, data, prompts, ref_image, ref_text, work, steps)
+        outcome.thumbnails = data.thumbnails
         _require_gate(outcome, opts)
         with steps.step("writing artifacts and report into the bundle"):
             outcome.report = _commit(bundle, outcome)
@@ -176,7 +189,8 @@ def _fp16(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: Cal
             cand_image = half.embed_pixels(data.holdout)
             cand_text = text_embeddings(half, prompts)
             text_cos = cosines(fp32.embed_texts(texts), half.embed_texts(texts))
-        comparison = compare(ref_image, cand_image, ref_text, cand_text, prompts, bundle.manifest, text_cos)
+        comparison = compare(ref_image, cand_image, ref_text, cand_text, prompts, bundle.manifest,
+                             data.holdout_counts, text_cos)
         ratio = seconds_per_image(files["vision"], data.holdout) / seconds_per_image(bundle.path("vision"),
                                                                                      data.holdout)
         gate = comparison.record(opts.thresholds, ratio)
@@ -234,12 +248,14 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
         return out
 
     def evaluate(path: Path) -> Comparison:
-        return compare(ref_image, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest)
+        return compare(ref_image, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest,
+                       data.holdout_counts)
 
     variants = Variants(build, evaluate, opts.thresholds)
     with steps.step("quantize and gate: INT8 vs FP32 on the hold-out set"):
         candidate, comparison, gate = variants.gate(excluded)
-        steps.info(f"cosine p1 {gate.cosine_p1:.5f}, verdict agreement {gate.verdict_agreement:.2%}")
+        steps.info(f"cosine p1 {gate.cosine_p1:.5f}, {gate.harmful_flips} harmful flip(s) in {gate.frames} frames "
+                   f"(bound {gate.agreement_lower_bound:.3f}), {gate.band_moves} uncertain-band move(s)")
     ranked: list[dict[str, Any]] = []
     auto_steps: list[dict[str, Any]] = []
     needed = opts.sensitivity or not gate.passed
@@ -312,7 +328,7 @@ def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data:
         for fmt in cpu_int8.CPU_FORMATS:
             path = cpu_int8.build(fmt, src, work / f"vision.{fmt}.onnx", nodes, cache, vnni)
             comparison = compare(ref_image, encode(path, data.holdout), ref_text, cand_text, prompts,
-                                 bundle.manifest, text_cos)
+                                 bundle.manifest, data.holdout_counts, text_cos)
             b8 = seconds_per_image(path, data.holdout, batch=8)
             b1 = seconds_per_image(path, data.holdout, batch=1, repeats=5)
             gate = comparison.record(opts.thresholds, b8 / fp32_b8)
@@ -376,8 +392,9 @@ def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
     fails = []
     if g.cosine_p1 < g.min_cosine:
         fails.append(f"image cosine p1 {g.cosine_p1:.5f} < {g.min_cosine}")
-    if g.verdict_agreement < g.min_agreement:
-        fails.append(f"verdict agreement {g.verdict_agreement:.2%} < {g.min_agreement:.0%}")
+    if (g.agreement_lower_bound or 0) < g.min_agreement:
+        fails.append(f"{g.harmful_flips} harmful verdict flip(s) in {g.frames} frames: agreement bound "
+                     f"{g.agreement_lower_bound:.3f} < {g.min_agreement}")
     text_min = outcome.section.get("text_cosine_min")
     if text_min is not None and text_min < g.min_cosine:
         fails.append(f"text cosine min {text_min:.5f} < {g.min_cosine}")
@@ -422,8 +439,11 @@ def _commit(bundle: Bundle, outcome: Outcome) -> Path:
     comparison = outcome.comparison
     (root / REPORT_DIR).mkdir(exist_ok=True)
     png = root / REPORT_DIR / f"{role}-score-diff.png"
-    histogram_png(comparison.score_diffs, png, f"{role}: {comparison.cosines.size} hold-out crops")
+    histogram_png(comparison.score_diffs, png, f"{role}: {len(comparison.kinds)} hold-out frames")
+    flips = flipped_frames_png(comparison, outcome.thumbnails, root / REPORT_DIR / f"{role}-flips.png")
     section = outcome.section | {"histogram": f"{REPORT_DIR}/{png.name}", "roles": [a.role for a in outcome.artifacts],
+                                 "flips": flip_rows(comparison), "flips_png": f"{REPORT_DIR}/{flips.name}" if flips
+                                 else None,
                                  "files": {a.role: files[a.role].model_dump(mode="json") for a in outcome.artifacts},
                                  "edge_inspect": __version__}
     report = update(root, role, section)

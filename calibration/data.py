@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge.bundle import ImageSpec
@@ -38,10 +39,16 @@ class CalibrationData:
     """The two sets as preprocessed ``pixel_values``, plus what a report needs to say about them."""
 
     calibration: np.ndarray  # [N, 3, S, S] float32
-    holdout: np.ndarray  # [M, 3, S, S] float32
+    holdout: np.ndarray  # [M, 3, S, S] float32, frame by frame
     source: str
     data_sha256: str
     skipped: list[str] = field(default_factory=list)
+    holdout_counts: list[int] = field(default_factory=list)  # crops per hold-out frame: verdicts are per frame
+    thumbnails: list[np.ndarray] = field(default_factory=list)  # hold-out frames, small, for the report
+
+    @property
+    def holdout_frames(self) -> int:
+        return len(self.holdout_counts)
 
     def calibration_batches(self, batch: int = 8) -> Iterator[np.ndarray]:
         for i in range(0, len(self.calibration), batch):
@@ -125,4 +132,7 @@ def load_calibration_data(images: str, spec: ImageSpec, split: SplitSpec) -> Cal
         crops = [c for f in frames for c in _crops(f, split.tiles)]
         return to_pixel_values(crops, spec)
 
-    return CalibrationData(pixels(cal), pixels(hold), images, data_hash, skipped)
+    counts = [len(_crops(f, split.tiles)) for f in hold]
+    thumbs = [cv2.resize(f, (160, max(1, round(160 * f.shape[0] / f.shape[1]))), interpolation=cv2.INTER_AREA)
+              for f in hold]
+    return CalibrationData(pixels(cal), pixels(hold), images, data_hash, skipped, counts, thumbs)

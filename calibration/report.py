@@ -44,6 +44,48 @@ def histogram_png(diffs: np.ndarray, path: Path, title: str, bins: int = 40) -> 
     tmp.replace(path)
 
 
+def flip_rows(comparison: Any, limit: int = 24) -> list[dict[str, Any]]:
+    """The frames whose verdict changed, harmful flips first, with both verdicts and top scores."""
+    rows = []
+    for i in comparison.harmful + comparison.band:
+        ref, cand = comparison.ref_verdicts[i], comparison.cand_verdicts[i]
+        top = int(np.argmax(np.abs(comparison.score_diffs[i])))
+        rows.append({"frame": i, "kind": comparison.kinds[i], "fp32": f"{ref[0]} {ref[1]}".strip(),
+                     "candidate": f"{cand[0]} {cand[1]}".strip(), "category": comparison.names[top],
+                     "fp32_score": round(float(comparison.ref_scores[i, top]), 4),
+                     "candidate_score": round(float(comparison.cand_scores[i, top]), 4)})
+    return rows[:limit]
+
+
+def flipped_frames_png(comparison: Any, thumbnails: list[np.ndarray], path: Path, limit: int = 12) -> Path | None:
+    """A contact sheet of the flipped frames, each with its FP32 and candidate verdict and score."""
+    rows = flip_rows(comparison, limit)
+    if not rows or not thumbnails:
+        path.unlink(missing_ok=True)
+        return None
+    cells = []
+    for r in rows:
+        thumb = thumbnails[r["frame"]].copy()
+        canvas = np.full((thumb.shape[0] + 46, max(thumb.shape[1], 160), 3), 255, np.uint8)
+        canvas[: thumb.shape[0], : thumb.shape[1]] = thumb
+        colour = (0, 0, 200) if r["kind"] == "harmful" else (0, 140, 220)
+        for k, text in enumerate((f"fp32 {r['fp32']} {r['fp32_score']:.2f}",
+                                  f"cand {r['candidate']} {r['candidate_score']:.2f}")):
+            cv2.putText(canvas, text, (3, thumb.shape[0] + 16 + 18 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1,
+                        cv2.LINE_AA)
+        cells.append(canvas)
+    h = max(c.shape[0] for c in cells)
+    cells = [np.pad(c, ((0, h - c.shape[0]), (0, 0), (0, 0)), constant_values=255) for c in cells]
+    per_row = 4
+    lines = [np.hstack(cells[i : i + per_row] + [np.full_like(cells[0], 255)] * (per_row - len(cells[i:i + per_row])))
+             for i in range(0, len(cells), per_row)]
+    tmp = path.with_suffix(".tmp.png")
+    if not cv2.imwrite(str(tmp), np.vstack(lines)):
+        raise OSError(f"{tmp}: cannot write the flipped frames")
+    tmp.replace(path)
+    return path
+
+
 def update(root: Path, role: str, section: dict[str, Any]) -> Path:
     """Replace one role's section of the bundle's report; rewrite JSON and Markdown atomically."""
     folder = root / REPORT_DIR
@@ -69,6 +111,17 @@ def _f(x: float | None, digits: int = 5) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _verdict_rows(g: dict[str, Any]) -> list[str]:
+    """The verdict part of the gate table (per frame; older reports compared crops)."""
+    if g.get("agreement_lower_bound") is None:
+        return [f"| verdict agreement (per crop) | {g['verdict_agreement']:.2%} | >= {g['min_agreement']:.0%} | |"]
+    ok = g["agreement_lower_bound"] >= g["min_agreement"]
+    return [f"| harmful verdict flips (frames) | {g['harmful_flips']} of {g['frames']} | | |",
+            f"| agreement, lower bound (Wilson, 95 %) | {g['agreement_lower_bound']:.4f} | >= {g['min_agreement']} | "
+            f"{'pass' if ok else 'FAIL'} |",
+            f"| moves into or out of uncertain | {g['band_moves']} | (not gated) | |"]
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = ["# Calibration report", ""]
     for role, s in sorted(report["artifacts"].items()):
@@ -81,8 +134,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| image cosine p1 | {_f(g['cosine_p1'])} | >= {g['min_cosine']} | "
                   f"{'pass' if g['cosine_p1'] >= g['min_cosine'] else 'FAIL'} |",
                   f"| image cosine mean / min | {_f(g['cosine_mean'])} / {_f(g['cosine_min'])} | | |",
-                  f"| verdict agreement | {g['verdict_agreement']:.2%} | >= {g['min_agreement']:.0%} | "
-                  f"{'pass' if g['verdict_agreement'] >= g['min_agreement'] else 'FAIL'} |",
+                  *_verdict_rows(g),
                   f"| max score difference | {_f(g['max_score_diff'])} | | |",
                   f"| ORT CPU time per image vs FP32 (batch 8) | {_f(g['latency_ratio'], 2)}x | | |", "",
                   f"Gate: **{'passed' if g['passed'] else 'FAILED'}**" + (" (written with --force)" if g['forced']
@@ -116,6 +168,15 @@ def markdown(report: dict[str, Any]) -> str:
             lines += [f"| {a['kept']} | {_f(a['cosine_p1'])} | {a['verdict_agreement']:.2%} |"
                       for a in s["auto_steps"]]
             lines.append("")
+        if s.get("flips"):
+            lines += ["Frames whose verdict changed (harmful: ok <-> ng or another NG category; band: into or out of "
+                      "uncertain):", "", "| frame | kind | FP32 | candidate | category | FP32 score | candidate "
+                      "score |", "|---|---|---|---|---|---|---|"]
+            lines += [f"| {f['frame']} | {f['kind']} | {f['fp32']} | {f['candidate']} | {f['category']} | "
+                      f"{f['fp32_score']:.4f} | {f['candidate_score']:.4f} |" for f in s["flips"]]
+            lines.append("")
+            if s.get("flips_png"):
+                lines += [f"![flipped frames]({Path(s['flips_png']).name})", ""]
         if s.get("histogram"):
             lines += [f"![score differences]({Path(s['histogram']).name})", ""]
     return "\n".join(lines)

@@ -66,17 +66,24 @@ class GateRecord(_Strict):
 
     passed: bool
     forced: bool = Field(default=False, description="Written with --force although the gate failed.")
-    images: int = Field(ge=0, description="Hold-out crops the gate was measured on.")
+    images: int = Field(ge=0, description="Hold-out crops the cosines were measured on.")
+    frames: int | None = Field(default=None, ge=0, description="Hold-out frames the verdicts were compared on "
+                               "(null in bundles calibrated before verdicts were per frame).")
     cosine_mean: float
     cosine_p1: float
     cosine_min: float
-    verdict_agreement: float = Field(ge=0, le=1)
+    verdict_agreement: float = Field(ge=0, le=1, description="Share of frames without a harmful flip.")
+    agreement_lower_bound: float | None = Field(default=None, ge=0, le=1, description="Its Wilson lower bound "
+                                                "(one-sided 95 %): what the gate compares with min_agreement.")
+    harmful_flips: int | None = Field(default=None, ge=0, description="Frames whose verdict flipped ok <-> ng or "
+                                      "changed NG category.")
+    band_moves: int | None = Field(default=None, ge=0, description="Frames that moved into or out of uncertain.")
     max_score_diff: float = Field(ge=0)
     latency_ratio: float | None = Field(
         default=None, description="ONNX Runtime CPU time per image, this artifact / FP32 (batch 8)."
     )
     min_cosine: float = Field(description="Threshold the p1 cosine had to meet.")
-    min_agreement: float = Field(description="Threshold the verdict agreement had to meet.")
+    min_agreement: float = Field(description="Threshold the agreement's lower bound had to meet.")
 
 
 class CalibrationRecord(_Strict):

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headroom", type=float, default=16.0,
                    help="fp16: keep nodes in fp32 whose activations exceed 65504/headroom (default %(default)s)")
     p.add_argument("--min-cosine", type=float, help="gate: p1 image cosine (default fp16 0.999, int8 0.99)")
-    p.add_argument("--min-agreement", type=float, help="gate: verdict agreement (default 0.99)")
+    p.add_argument("--min-agreement", type=float, help="gate: lower bound (Wilson, one-sided 95 %%) of the share of "
+                   "hold-out frames whose verdict did not flip harmfully (default 0.97; 0.97 needs >= 88 frames)")
     p.add_argument("--force", action="store_true", help="write the artifact even if the gate fails (recorded)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     g = outcome.gate
     print(json.dumps({"bundle": str(args.bundle), "written": [a.role for a in outcome.artifacts],
                       "gate": "passed" if g.passed else "FAILED (forced)", "cosine_p1": round(g.cosine_p1, 6),
-                      "verdict_agreement": g.verdict_agreement, "latency_ratio": g.latency_ratio,
+                      "frames": g.frames, "harmful_flips": g.harmful_flips, "band_moves": g.band_moves,
+                      "agreement_lower_bound": g.agreement_lower_bound, "latency_ratio": g.latency_ratio,
                       "report": str(outcome.report)}))
     return 0

