@@ -158,10 +158,14 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
     status.fact("model", model_ref.model_dump())
     observers.on_prompt_change.append(lambda s: status.fact("prompt_set", {"name": s.prompts.name,
                                                                           "version": s.version}))
+    observers.on_prompt_change.append(lambda s: status.fact(
+        "memory", {"version": s.memory_version, "images": s.good_images} if s.memories else None))
     prompts = PromptManager(model, config.prompts, config.state_dir,
-                            on_change=lambda s: observers.notify("on_prompt_change", s))
+                            on_change=lambda s: observers.notify("on_prompt_change", s), views=config.cameras)
     first = prompts.start()
     status.fact("prompt_set", {"name": first.prompts.name, "version": first.version})
+    if first.memories:
+        status.fact("memory", {"version": first.memory_version, "images": first.good_images})
     seq = SequenceCounter(config.state_dir / "sequence.sqlite")
     stack.callback(seq.close)
     evidence = EvidenceStore(config.evidence_dir, int(config.evidence.max_mb * 1e6), config.evidence.jpeg_quality)

@@ -61,6 +61,17 @@ class TextSpec(_Strict):
     )
 
 
+class PatchInfo(_Strict):
+    """The vision graph's second output, ``patch_embeds`` [B, P, Dp]: where a defect is."""
+
+    source: Literal["joint", "layers"] = Field(description="joint: last-layer tokens through the image head "
+                                               "(comparable with text); layers: hidden states of chosen layers.")
+    layers: list[int] = Field(description="Hidden-state indices concatenated (1 = after the first block).")
+    grid: tuple[int, int] = Field(description="Patch rows x cols: P = rows * cols, row-major.")
+    dim: int = Field(gt=0, description="Dp, the width of one patch token.")
+    normalized: bool = Field(default=True, description="Each patch token is L2-normalised in the graph.")
+
+
 class GateRecord(_Strict):
     """What the accuracy gate measured against FP32 on the calibration hold-out."""
 
@@ -79,6 +90,8 @@ class GateRecord(_Strict):
                                       "changed NG category.")
     band_moves: int | None = Field(default=None, ge=0, description="Frames that moved into or out of uncertain.")
     max_score_diff: float = Field(ge=0)
+    patch_cosine_p1: float | None = Field(default=None, description="1st percentile of the patch tokens' "
+                                          "cosine (bundles with patch_embeds); gated like the image cosine.")
     latency_ratio: float | None = Field(
         default=None, description="ONNX Runtime CPU time per image, this artifact / FP32 (batch 8)."
     )
@@ -126,6 +139,8 @@ class BundleManifest(_Strict):
     text: TextSpec
     logit_scale: float = Field(gt=0, description="exp(learned log-scale), ready to multiply.")
     logit_bias: float | None = Field(description="SigLIP's learned bias; null for CLIP.")
+    patches: PatchInfo | None = Field(default=None, description="patch_embeds of the vision graph; null in "
+                                      "bundles exported without it (no good-part memory for those).")
     files: dict[str, FileEntry] = Field(
         description="Keyed by role: vision, text, tokenizer; calibration adds vision.fp16, text.fp16, "
         "vision.int8."

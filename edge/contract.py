@@ -46,11 +46,18 @@ class GraphSpec:
 
 PIXEL_VALUES = TensorSpec("pixel_values", "float32", ("batch", "channels", "height", "width"))
 IMAGE_EMBEDS = TensorSpec("image_embeds", "float32", ("batch", "embed_dim"))
+PATCH_EMBEDS = TensorSpec("patch_embeds", "float32", ("batch", "patches", "patch_dim"))  # L2-normalised per patch
 INPUT_IDS = TensorSpec("input_ids", "int64", ("batch", "sequence"))
 ATTENTION_MASK = TensorSpec("attention_mask", "int64", ("batch", "sequence"))
 TEXT_EMBEDS = TensorSpec("text_embeds", "float32", ("batch", "embed_dim"))
 
 VISION_GRAPH = GraphSpec(inputs=(PIXEL_VALUES,), outputs=(IMAGE_EMBEDS,))
+VISION_PATCH_GRAPH = GraphSpec(inputs=(PIXEL_VALUES,), outputs=(IMAGE_EMBEDS, PATCH_EMBEDS))
+
+
+def vision_graph(patches: bool) -> GraphSpec:
+    """The vision graph; bundles exported with patch tokens have a second output."""
+    return VISION_PATCH_GRAPH if patches else VISION_GRAPH
 
 
 def text_graph(needs_attention_mask: bool) -> GraphSpec:

@@ -95,6 +95,15 @@ class ZeroShotModel:
         """pixel_values [B, 3, S, S] -> unit-length image embeddings [B, D]."""
         return l2_normalize(self.image_encoder.encode_images(pixel_values))
 
+    def embed_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """pixel_values -> (unit image embeddings [B, D], patch tokens [B, P, Dp] or None), one encoder pass."""
+        image, patches = self.image_encoder.encode_views(pixel_values)
+        return l2_normalize(image), patches
+
+    @property
+    def has_patches(self) -> bool:
+        return bool(self.image_encoder.has_patches)
+
     def embed_images(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> unit-length image embeddings [B, D]."""
         return self.embed_pixels(to_pixel_values(images_bgr, self.bundle.manifest.image))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,6 +77,25 @@ class Decision(_Strict):
         default=0.5, ge=0, le=1, description="Blend of few-shot image similarity into text scores.")
 
 
+class MemorySettings(_Strict):
+    """How the good-part memory is built from ``good`` (defaults measured on the demo line)."""
+
+    augment: int = Field(default=6, ge=0, le=32, description="Moved copies per good image (rotation, shift, "
+                         "light), so that the memory knows how the line moves its parts.")
+    max_angle: float = Field(default=3.0, ge=0, le=45, description="Degrees of rotation in those copies.")
+    max_shift: float = Field(default=0.015, ge=0, le=0.2, description="Shift in those copies, share of the frame.")
+    radius: int | None = Field(default=1, ge=0, le=8, description="Patch positions searched around a patch's own "
+                               "(parts on a line are roughly registered); null: every position (PatchCore).")
+    neighbourhood: Literal[1, 3] = Field(default=1, description="3: each patch token averaged with its 3x3 "
+                                         "neighbours (PatchCore's locally aware features); 1: alone.")
+    dim: int | None = Field(default=64, ge=8, le=4096, description="Dimensions kept (PCA of the good tokens); "
+                            "null: all.")
+    max_patches: int = Field(default=16384, ge=256, le=1_000_000, description="Memory size per tile (greedy "
+                             "coreset).")
+    margin: float = Field(default=1.0, ge=0.5, le=5.0, description="Threshold = the largest leave-one-out score "
+                          "of the good images x margin (below it, the uncertain band: decision.uncertain_margin).")
+
+
 class PromptSet(_Strict):
     """An operator-editable set of categories; see DESIGN.md for the smallest valid one."""
 
@@ -83,6 +103,9 @@ class PromptSet(_Strict):
     templates: list[str] = Field(default_factory=lambda: ["{}"], min_length=1, max_length=MAX_TEMPLATES)
     categories: list[Category] = Field(min_length=2, max_length=MAX_CATEGORIES)
     decision: Decision = Field(default_factory=Decision)
+    good: str | None = Field(default=None, description="Folder of good parts' images (frames of this camera): a "
+                             "good-part memory finds where a frame differs, the prompts name what it is.")
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     @field_validator("templates")
     @classmethod
@@ -119,7 +142,14 @@ class PromptSet(_Strict):
 
     @property
     def version(self) -> str:
-        return sha256_json(self.model_dump(mode="json"))[:16]
+        """sha256 of the canonical JSON; keys added after version 0.1 count only when set, so a set
+        written before them keeps its version."""
+        data = self.model_dump(mode="json")
+        if data["good"] is None:
+            del data["good"]
+        if self.memory == MemorySettings():
+            del data["memory"]
+        return sha256_json(data)[:16]
 
     def texts(self, category: Category) -> list[str]:
         """Every prompt of a category in every template (ensembled into one embedding)."""

@@ -40,6 +40,21 @@ class SourceRef(_Payload):
     frame: int = Field(ge=0, description="0-based: the image's place in the folder, or the video frame.")
 
 
+class AnomalyRef(_Payload):
+    """Where the frame differs from the good parts (a prompt set with a good-part memory)."""
+
+    score: float = Field(ge=0, description="The deciding tile's largest patch distance to the good parts.")
+    threshold: float = Field(ge=0, description="That tile's threshold: ng at score >= threshold, uncertain "
+                             "within decision.uncertain_margin (as a share of it) below.")
+    box: tuple[int, int, int, int] | None = Field(description="x, y, w, h in frame pixels around the strongest "
+                                                  "region; null when nothing stands out.")
+
+
+class MemoryRef(_Payload):
+    version: str = Field(description="Identity of the good-part memory (images, view, settings, bundle).")
+    images: int = Field(ge=0, description="Good images it was built from.")
+
+
 class PromptSetRef(_Payload):
     name: str
     version: str = Field(description="sha256 (first 16 hex) of the set's canonical JSON.")
@@ -78,6 +93,10 @@ class InspectionResult(_Payload):
         default=None, description="The simulator's ground truth (frames from sim:// only).")
     source: SourceRef | None = Field(default=None, description="For files and folders replayed by a camera: the "
                                      "file and frame; null for live cameras and the simulator.")
+    anomaly: AnomalyRef | None = Field(default=None, description="With a good-part memory: the anomaly score, "
+                                       "threshold and box; null without one.")
+    memory: MemoryRef | None = Field(default=None, description="The good-part memory that scored the frame; null "
+                                     "without one.")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_serialization_defaults_required=True)
 

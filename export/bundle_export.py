@@ -20,11 +20,12 @@ import edge
 from edge.bundle import (
     BundleManifest,
     FileEntry,
+    PatchInfo,
     SourceInfo,
     TextSpec,
     write_manifest,
 )
-from edge.contract import DEFAULT_OPSET, VISION_GRAPH, GraphSpec, text_graph
+from edge.contract import DEFAULT_OPSET, GraphSpec, text_graph, vision_graph
 from edge.errors import ExportError
 from edge.hashing import sha256_file
 from edge.progress import Steps
@@ -43,6 +44,43 @@ class ExportOptions:
     resize: str = "auto"
     name: str | None = None
     force: bool = False
+    patch_layers: str = "auto"  # "auto" | "none" | "joint" | "1,2" (hidden-state indices): patch_embeds output
+
+
+def patch_spec(ckpt: Checkpoint, choice: str) -> Any:
+    """The patch tokens to export: ``auto`` takes mid-level layers (depth/4 and depth/2, at least the
+    first block), PatchCore's choice; ``joint`` the text-comparable last layer; ``none`` no second output."""
+    from export.towers import PatchSpec
+
+    depth = int(ckpt.model.config.vision_config.num_hidden_layers)
+    if choice == "none":
+        return None
+    if choice == "joint":
+        return PatchSpec("joint", (-1,))
+    if choice == "auto":
+        return PatchSpec("layers", tuple(sorted({max(1, depth // 4), max(1, depth // 2)})))
+    try:
+        layers = tuple(int(x) for x in choice.split(",") if x.strip())
+    except ValueError as err:
+        raise ExportError(f"--patch-layers {choice}: expected auto, none, joint or layer numbers like 1,2.") from err
+    if not layers or any(not 0 <= n <= depth for n in layers):
+        raise ExportError(f"--patch-layers {choice}: layers must be within 0..{depth} (the tower has {depth} "
+                          "blocks; 0 is the patch embedding).")
+    return PatchSpec("layers", layers)
+
+
+def patch_info(ckpt: Checkpoint, spec: Any) -> PatchInfo | None:
+    if spec is None:
+        return None
+    import torch
+
+    from export.towers import VisionTower
+
+    s = ckpt.image.size
+    with torch.no_grad():
+        _, tokens = VisionTower(ckpt.model, spec).eval()(torch.zeros(1, 3, s, s))
+    side = s // int(ckpt.model.config.vision_config.patch_size)
+    return PatchInfo(source=spec.source, layers=list(spec.layers), grid=(side, side), dim=int(tokens.shape[-1]))
 
 
 def _onnx_export(module: Any, example: Any, path: Path, graph: GraphSpec, opset: int) -> None:
@@ -60,22 +98,30 @@ def _onnx_export(module: Any, example: Any, path: Path, graph: GraphSpec, opset:
     onnx.checker.check_model(str(path))
 
 
-def _torch_fn(module: object):  # type: ignore[no-untyped-def]
+def _torch_fn(module: object, output: int = 0):  # type: ignore[no-untyped-def]
+    """PyTorch's output ``output`` as rows (patch tokens flattened to one row per patch)."""
     import torch
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return module(torch.from_numpy(x)).numpy()  # type: ignore[operator,no-any-return]
+            out = module(torch.from_numpy(x))  # type: ignore[operator]
+        out = out[output] if isinstance(out, tuple) else out
+        return out.reshape(-1, out.shape[-1]).numpy()  # type: ignore[no-any-return]
 
     return run
 
 
-def _ort_fn(path: Path, input_name: str):  # type: ignore[no-untyped-def]
+def _ort_fn(path: Path, input_name: str, output: int = 0):  # type: ignore[no-untyped-def]
     from edge.encoders.onnxruntime import OrtSession
 
     session = OrtSession(path)
-    output = session.session.get_outputs()[0].name  # type: ignore[union-attr]
-    return lambda x: session.run(output, {input_name: x})
+    name = session.session.get_outputs()[output].name  # type: ignore[union-attr]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = session.run(name, {input_name: x})
+        return out.reshape(-1, out.shape[-1])
+
+    return run
 
 
 def _gate(file: str, cases: list[ParityCase], steps: Steps) -> float:
@@ -115,20 +161,22 @@ def _save_tokenizer(ckpt: Checkpoint, path: Path) -> None:
     clean.save(str(path))
 
 
-def _export_vision(ckpt: Checkpoint, tmp: Path, opt: ExportOptions, steps: Steps) -> FileEntry:
+def _export_vision(ckpt: Checkpoint, tmp: Path, opt: ExportOptions, steps: Steps, patches: Any) -> FileEntry:
     import torch
 
     from export.towers import VisionTower
 
-    tower = VisionTower(ckpt.model).eval()
+    tower = VisionTower(ckpt.model, patches).eval()
+    graph = vision_graph(patches is not None)
     path = tmp / "vision.onnx"
     s = ckpt.image.size
-    with steps.step("exporting vision.onnx"):
-        _onnx_export(tower, torch.zeros(2, 3, s, s), path, VISION_GRAPH, opt.opset)
+    with steps.step("exporting vision.onnx" + (" (image and patch embeddings)" if patches else "")):
+        _onnx_export(tower, torch.zeros(2, 3, s, s), path, graph, opt.opset)
     with steps.step("checking vision.onnx against PyTorch"):
         cases = vision_cases(ckpt.image, opt.parity_batch, opt.seed)
-        worst = _gate("vision.onnx", compare(cases, _torch_fn(tower),
-                                             _ort_fn(path, VISION_GRAPH.input_names[0])), steps)
+        worst = min(_gate(f"vision.onnx {graph.output_names[i]}",
+                          compare(cases, _torch_fn(tower, i), _ort_fn(path, graph.input_names[0], i)), steps)
+                    for i in range(len(graph.outputs)))
     return FileEntry(path=path.name, sha256=sha256_file(path), precision="fp32",
                      parity_min_cosine=round(worst, 7))
 
@@ -163,7 +211,7 @@ def embed_dim(ckpt: Checkpoint) -> int:
     return int(cfg.projection_dim if ckpt.family == "clip" else cfg.vision_config.hidden_size)
 
 
-def _manifest(ckpt: Checkpoint, files: dict[str, FileEntry], name: str) -> BundleManifest:
+def _manifest(ckpt: Checkpoint, files: dict[str, FileEntry], name: str, patches: PatchInfo | None) -> BundleManifest:
     model = ckpt.model
     bias = getattr(model, "logit_bias", None)
     return BundleManifest(
@@ -173,7 +221,7 @@ def _manifest(ckpt: Checkpoint, files: dict[str, FileEntry], name: str) -> Bundl
         normalized=True, image=ckpt.image, text=ckpt.text,
         logit_scale=float(model.logit_scale.exp().item()),
         logit_bias=float(bias.item()) if ckpt.family == "siglip" and bias is not None else None,
-        files=files, exporter=f"edge-inspect {edge.__version__}",
+        patches=patches, files=files, exporter=f"edge-inspect {edge.__version__}",
     )
 
 
@@ -200,12 +248,13 @@ def bundle_from_checkpoint(model_ref: str, out: Path, opt: ExportOptions | None 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp_name:
         tmp = Path(tmp_name)
         _save_tokenizer(ckpt, tmp / "tokenizer.json")
-        files = {"vision": _export_vision(ckpt, tmp, opt, steps),
+        spec = patch_spec(ckpt, opt.patch_layers)
+        files = {"vision": _export_vision(ckpt, tmp, opt, steps, spec),
                  "text": _export_text(ckpt, tmp, opt, steps)}
         files["tokenizer"] = FileEntry(path="tokenizer.json", sha256=sha256_file(tmp / "tokenizer.json"))
         name = opt.name or ckpt.folder.name
         with steps.step("writing bundle.json"):
-            manifest = _manifest(ckpt, files, name)
+            manifest = _manifest(ckpt, files, name, patch_info(ckpt, spec))
             write_manifest(tmp, manifest)
             if out.exists():
                 shutil.rmtree(out)

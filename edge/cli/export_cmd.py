@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize", choices=("auto", "crop", "squash"), default="auto",
                    help="preprocessing: auto = the checkpoint's own recipe (default)")
     p.add_argument("--name", help="bundle name (default: the checkpoint folder's name)")
+    p.add_argument("--patch-layers", default="auto", metavar="auto|none|joint|N,M",
+                   help="patch tokens for the good-part memory (vision.onnx's patch_embeds): auto = mid-level "
+                   "layers (depth/4, depth/2); joint = the last layer in the text space; none = no second output")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -29,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
             f"export needs torch, transformers and onnx ({err.name} is missing); install them "
             "with: pip install 'edge-inspect[export]'"
         ) from err
-    opt = ExportOptions(opset=args.opset, resize=args.resize, name=args.name, force=args.force)
+    opt = ExportOptions(opset=args.opset, resize=args.resize, name=args.name, force=args.force,
+                        patch_layers=args.patch_layers)
     manifest = bundle_from_checkpoint(args.model, args.out, opt, quiet=args.quiet)
     summary = {"bundle": str(args.out), "family": manifest.family, "embed_dim": manifest.embed_dim,
+               "patches": manifest.patches.model_dump(mode="json") if manifest.patches else None,
                "files": {k: v.sha256[:12] for k, v in manifest.files.items()}}
     print(json.dumps(summary))
     return 0

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo_cmd", "the service on the simulated line with a demo model, end to end"),
     "config": ("config_cmd", "check an inspect.yaml, list its keys"),
     "prompts": ("prompts_cmd", "test a prompt set on images, calibrate its thresholds"),
+    "evaluate": ("evaluate_cmd", "measure the station's verdicts on labelled frames: AUROC, escapes, localisation"),
     "sim": ("sim_cmd", "write simulated line frames (folder or video) with ground truth"),
     "passwd": ("passwd_cmd", "print a password hash for an operator-page login (ops.users)"),
     "install-systemd": ("install_systemd_cmd", "write the systemd units, environment file and config"),

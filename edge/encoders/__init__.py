@@ -1,4 +1,4 @@
-"""Encoder backends behind one small interface (ONNX Runtime here, TensorRT later)."""
+"""Encoder backends behind one small interface: ONNX Runtime (any CPU) and TensorRT (NVIDIA GPUs)."""
 
 from edge.encoders.base import ImageEncoder, TextEncoder
 

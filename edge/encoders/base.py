@@ -13,13 +13,17 @@ import numpy as np
 
 
 class ImageEncoder(Protocol):
-    """pixel_values [B, 3, S, S] float32 -> image embeddings [B, D] float32."""
+    """pixel_values [B, 3, S, S] float32 -> image embeddings [B, D] float32 (and, for bundles exported
+    with them, patch embeddings [B, P, Dp] from the same pass)."""
 
     name: str
     precision: str
     max_batch: int
+    has_patches: bool
 
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray: ...
+
+    def encode_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
     def close(self) -> None: ...
 

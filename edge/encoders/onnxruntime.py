@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PIXEL_VALUES, TEXT_EMBEDS, text_graph
+from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS, text_graph
 from edge.errors import EngineError
 
 
@@ -60,11 +60,17 @@ class OrtSession:
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def run(self, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.run_many([output], feeds)[0]
+
+    def run_many(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if self.session is None:
             raise EngineError(f"{self.path}: session already closed; open the encoder again.")
         feeds = {k: v for k, v in feeds.items() if k in self.input_names}
-        result: np.ndarray = self.session.run([output], feeds)[0]
-        return result
+        return list(self.session.run(outputs, feeds))
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()] if self.session is not None else []
 
     def close(self) -> None:
         self.session = None
@@ -103,6 +109,7 @@ class OrtImageEncoder(_OrtEncoder):
     ) -> None:
         super().__init__(path, threads, max_batch)
         self.precision = precision
+        self.has_patches = PATCH_EMBEDS.name in self._session.output_names
 
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
         parts = [
@@ -110,6 +117,16 @@ class OrtImageEncoder(_OrtEncoder):
             for s in _chunks(len(pixel_values), self.max_batch)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def encode_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Image and patch embeddings from one pass (patches None for bundles without them)."""
+        if not self.has_patches:
+            return self.encode_images(pixel_values), None
+        outs = [self._session.run_many([IMAGE_EMBEDS.name, PATCH_EMBEDS.name], {PIXEL_VALUES.name: pixel_values[s]})
+                for s in _chunks(len(pixel_values), self.max_batch)]
+        if not outs:
+            return np.zeros((0, 0), np.float32), None
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
 
 class OrtTextEncoder(_OrtEncoder):

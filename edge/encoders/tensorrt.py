@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PIXEL_VALUES, TEXT_EMBEDS
+from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS
 from edge.encoders.cuda_memory import CudaDevice, HostDeviceBuffer, Stream
 from edge.engines.device import import_tensorrt
 from edge.errors import EngineError
@@ -138,8 +138,21 @@ class _TrtEncoder:
 
 
 class TrtImageEncoder(_TrtEncoder):
+    @property
+    def has_patches(self) -> bool:
+        return PATCH_EMBEDS.name in self._engine.outputs
+
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
         return self._run({PIXEL_VALUES.name: pixel_values}, IMAGE_EMBEDS.name)
+
+    def encode_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Both outputs of one execution (patch_embeds only in engines built from such a graph)."""
+        if not self.has_patches:
+            return self.encode_images(pixel_values), None
+        parts = [self._engine.run({PIXEL_VALUES.name: pixel_values[i : i + self.max_batch]})
+                 for i in range(0, len(pixel_values), self.max_batch)]
+        image = np.concatenate([p[IMAGE_EMBEDS.name] for p in parts]).astype(np.float32)
+        return image, np.concatenate([p[PATCH_EMBEDS.name] for p in parts]).astype(np.float32)
 
 
 class TrtTextEncoder(_TrtEncoder):

@@ -45,6 +45,21 @@ def decide(scores: dict[str, float], prompts: PromptSet) -> Decision:
     return Decision("ok", top, scores[top])
 
 
+def decide_anomaly(ratio: float, scores: dict[str, float], prompts: PromptSet) -> Decision:
+    """A frame with a good-part memory: ``ratio`` (anomaly score / its threshold) decides the verdict,
+    the text (of the zoomed crop, for an anomalous frame) decides the defect's name.
+
+    ng at ratio >= 1; uncertain within ``uncertain_margin`` below it; ok otherwise, even when a
+    text score drifts above its threshold (the memory saw nothing unusual)."""
+    defects = [c.name for c in prompts.categories if not c.ok]
+    margin = prompts.decision.uncertain_margin
+    if ratio >= 1.0 - margin:
+        name = max(defects, key=lambda k: scores[k])
+        return Decision("ng" if ratio >= 1.0 else "uncertain", name, scores[name])
+    top = max(scores, key=lambda k: scores[k])
+    return Decision("ok", top, scores[top])
+
+
 class Smoother:
     """N-of-M per camera: NG only when N of the last M frame verdicts were NG.
 

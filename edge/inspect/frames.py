@@ -1,10 +1,18 @@
-"""Frames -> per-frame scores: the one crop, encode and reduce path of every caller.
+"""Frames -> per-frame scores and verdicts: the one path of every caller.
 
 The line, the operator's preview, ``prompts test``, the calibration gate, ``evaluate`` and the
 demo card all score frames here, so a number measured offline is the number the line
-produces: each frame is cut into its camera's ROI and tiles, every crop of every frame goes
-through ONE encoder call, each crop is scored against the prompt state, and a category's
-frame score is its max over the frame's tiles (the tile that gave it is named).
+produces:
+
+1. each frame is cut into its camera's ROI and tiles; every crop of every frame goes through
+   ONE encoder call, which gives image embeddings and, for bundles that have them, patch tokens;
+2. each crop is scored against the prompt state's text (and exemplars); a category's frame
+   score is its max over the frame's tiles (the tile that gave it is named);
+3. WHERE: with a good-part memory for the frame's view, the patch tokens give an anomaly map
+   per crop, fused into a frame map, a score and a box (edge.inspect.memory);
+4. WHAT: a frame whose anomaly reaches the uncertain band is named from a zoomed crop around
+   the box (a second, small encoder call for those frames only), the view the text understands
+   best; the verdict comes from the anomaly, the category from the text (edge.inspect.decision).
 """
 
 from __future__ import annotations
@@ -15,44 +23,45 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.config import CameraConfig, TileConfig
-from edge.inspect.decision import Decision, decide
-from edge.inspect.prompt_state import PromptState, score
+from edge.inspect.decision import Decision, decide, decide_anomaly
+from edge.inspect.memory import Box, FrameAnomaly, frame_anomaly
+from edge.inspect.prompt_state import PromptState, View, camera_for, score
 from edge.inspect.tiles import Tile, crop, tiles_for
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
 
-View = CameraConfig | TileConfig | None  # how a frame is cut: a camera's ROI + tiles, a bare grid, or whole
+ZOOM_RANGE = (1.0, 6.0)  # the zoomed crop: frame / zoom, as wide as twice the box, within the views the towers know
 
 
 @dataclass(frozen=True)
 class FrameScores:
-    """One frame's scores: per category (max over tiles) and per tile."""
+    """One frame's scores: per category (max over tiles) and per tile, and where (with a memory)."""
 
     names: list[str]
     scores: np.ndarray  # [C] the frame's score per category
     tile_scores: np.ndarray  # [T, C]
     tiles: list[Tile]
+    anomaly: FrameAnomaly | None = None
+    named: np.ndarray | None = None  # [C] text scores of the zoomed crop around the anomaly's box
+    zoom: Box | None = None  # that crop, in frame pixels
 
     def as_dict(self, digits: int = 6) -> dict[str, float]:
-        return {n: round(float(s), digits) for n, s in zip(self.names, self.scores)}
+        """Every category's score: of the zoomed crop when the frame was named from one, else the frame's."""
+        values = self.named if self.named is not None else self.scores
+        return {n: round(float(s), digits) for n, s in zip(self.names, values)}
 
     def decide(self, state: PromptState) -> Decision:
-        """The frame's verdict with the prompt set's thresholds (before N-of-M smoothing)."""
-        return decide(self.as_dict(), state.prompts)
+        """The frame's verdict (before N-of-M smoothing): from the anomaly when there is a memory, named by the
+        text; from the text scores and thresholds otherwise."""
+        if self.anomaly is None:
+            return decide(self.as_dict(), state.prompts)
+        return decide_anomaly(self.anomaly.ratio, self.as_dict(), state.prompts)
 
     def best_tile(self, category: str) -> Tile | None:
         """The tile that gave ``category`` its frame score; None when the frame is one crop."""
         if len(self.tiles) < 2:
             return None
         return self.tiles[int(self.tile_scores[:, self.names.index(category)].argmax())]
-
-
-def camera_for(view: View) -> CameraConfig:
-    """A camera config for a bare tile grid (offline tools), or the camera itself."""
-    if isinstance(view, CameraConfig):
-        return view
-    return CameraConfig(name="offline", source="offline", tiles=view)
 
 
 def cut(frames: Sequence[np.ndarray], views: Sequence[View]) -> tuple[list[np.ndarray], list[list[Tile]]]:
@@ -68,7 +77,7 @@ def cut(frames: Sequence[np.ndarray], views: Sequence[View]) -> tuple[list[np.nd
 
 
 def per_frame(crop_scores: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
-    """Split crop rows [N, C] back into frames ([T_i, C] each), in order."""
+    """Split crop rows [N, ...] back into frames ([T_i, ...] each), in order."""
     bounds = np.cumsum([0, *counts])
     return [crop_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -79,6 +88,66 @@ def frame_scores(crop_scores: np.ndarray, tiles: Sequence[list[Tile]], names: li
     return [FrameScores(names, rows.max(axis=0), rows, list(ts)) for rows, ts in zip(parts, tiles)]
 
 
+def zoom_box(box: Box, width: int, height: int) -> Box:
+    """A window of the frame's shape around ``box``, twice its size, zoomed 1x to 6x, inside the frame."""
+    x, y, w, h = box
+    zoom = min(width / max(2 * w, 1), height / max(2 * h, 1))
+    zoom = float(np.clip(zoom, *ZOOM_RANGE))
+    cw, ch = int(width / zoom), int(height / zoom)
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(np.clip(cx - cw / 2, 0, width - cw))
+    y0 = int(np.clip(cy - ch / 2, 0, height - ch))
+    return x0, y0, cw, ch
+
+
+def _encode(model: ZeroShotModel, crops: list[np.ndarray], batch: int | None, clock: dict[str, float]
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    spec = model.bundle.manifest.image
+    step = batch or max(1, len(crops))
+    images, patches = [], []
+    t = time.perf_counter()
+    for i in range(0, len(crops), step):
+        pixels = to_pixel_values(crops[i : i + step], spec)
+        t1 = time.perf_counter()
+        image, tokens = model.embed_views(pixels)
+        t2 = time.perf_counter()
+        clock["preprocess"] += t1 - t
+        clock["encode"] += t2 - t1
+        t = t2
+        images.append(image)
+        if tokens is not None:
+            patches.append(tokens)
+    return np.concatenate(images), (np.concatenate(patches) if patches else None)
+
+
+def _locate(frames: Sequence[np.ndarray], views: Sequence[View], state: PromptState, tokens: np.ndarray,
+            tiles: Sequence[list[Tile]], out: list[FrameScores]) -> None:
+    """Anomaly maps for the frames whose view has a memory."""
+    for n, (tok, image, view, ts) in enumerate(zip(per_frame(tokens, [len(t) for t in tiles]), frames, views, tiles)):
+        memory = state.memory_for(view)
+        if memory is not None and len(memory.tiles) == len(ts):
+            h, w = image.shape[:2]
+            out[n] = FrameScores(out[n].names, out[n].scores, out[n].tile_scores, out[n].tiles,
+                                 frame_anomaly(memory, tok, [t.box for t in ts], w, h))
+
+
+def _name(model: ZeroShotModel, state: PromptState, frames: Sequence[np.ndarray], out: list[FrameScores],
+          batch: int | None, clock: dict[str, float]) -> None:
+    """Two stages: frames whose anomaly reaches the uncertain band are named from a zoomed crop."""
+    band = 1.0 - state.prompts.decision.uncertain_margin
+    todo = [n for n, fs in enumerate(out) if fs.anomaly is not None and fs.anomaly.box is not None
+            and fs.anomaly.ratio >= band]
+    if not todo:
+        return
+    boxes = [zoom_box(out[n].anomaly.box, frames[n].shape[1], frames[n].shape[0])  # type: ignore[union-attr, arg-type]
+             for n in todo]
+    image, _ = _encode(model, [crop(frames[n], b) for n, b in zip(todo, boxes)], batch, clock)
+    named = score(model, state, image)
+    for n, b, row in zip(todo, boxes, named):
+        fs = out[n]
+        out[n] = FrameScores(fs.names, fs.scores, fs.tile_scores, fs.tiles, fs.anomaly, row, b)
+
+
 def score_frames(model: ZeroShotModel, state: PromptState, frames: Sequence[np.ndarray],
                  views: Sequence[View] | View = None, batch: int | None = None,
                  timings: dict[str, float] | None = None) -> list[FrameScores]:
@@ -86,27 +155,24 @@ def score_frames(model: ZeroShotModel, state: PromptState, frames: Sequence[np.n
 
     With ``batch`` (crops per encoder call) long offline runs are chunked; the line passes
     None: all crops of all cameras in one call. ``timings`` accumulates seconds per stage
-    (preprocess, encode, score) for the pipeline benchmark.
+    (preprocess, encode, score, memory) for the pipeline benchmark.
     """
     per: list[View] = list(views) if isinstance(views, (list, tuple)) else [views] * len(frames)  # type: ignore[list-item]
-    clock = {"preprocess": 0.0, "encode": 0.0, "score": 0.0}
-    t = time.perf_counter()
+    clock = {"preprocess": 0.0, "encode": 0.0, "score": 0.0, "memory": 0.0}
+    t0 = time.perf_counter()
     crops, tiles = cut(frames, per)
     if not crops:
         return []
-    spec = model.bundle.manifest.image
-    step = batch or len(crops)
-    embeds = []
-    for i in range(0, len(crops), step):
-        pixels = to_pixel_values(crops[i : i + step], spec)
-        t1 = time.perf_counter()
-        embeds.append(model.embed_pixels(pixels))  # [n, D]
-        t2 = time.perf_counter()
-        clock["preprocess"] += t1 - t
-        clock["encode"] += t2 - t1
-        t = t2
-    out = frame_scores(score(model, state, np.concatenate(embeds)), tiles, state.names)
-    clock["score"] += time.perf_counter() - t
+    clock["preprocess"] += time.perf_counter() - t0
+    image, tokens = _encode(model, crops, batch, clock)
+    t = time.perf_counter()
+    out = frame_scores(score(model, state, image), tiles, state.names)
+    t1 = time.perf_counter()
+    clock["score"] += t1 - t
+    if state.memories and tokens is not None:
+        _locate(frames, per, state, tokens, tiles, out)
+        clock["memory"] += time.perf_counter() - t1
+        _name(model, state, frames, out, batch, clock)
     if timings is not None:
         for k, v in clock.items():
             timings[k] = timings.get(k, 0.0) + v

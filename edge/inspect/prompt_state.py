@@ -8,19 +8,34 @@ frame is always scored by one whole set, never half of an old and half of a new 
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ConfigError, ImageError
+from edge.config import CameraConfig, TileConfig
+from edge.errors import BundleError, ConfigError, ImageError
+from edge.inspect.goodparts import MemoryCache, good_images, memory_for, view_key
+from edge.inspect.memory import MemoryParams, ViewMemory
 from edge.model import ZeroShotModel
 from edge.preprocess import IMAGE_SUFFIXES, load_image
 from edge.prompts import PromptSet
 from edge.scoring import l2_normalize
 
 log = logging.getLogger("edge_inspect.prompts")
+
+View = CameraConfig | TileConfig | None  # how a frame is cut: a camera's ROI + tiles, a bare grid, or whole
+
+
+def camera_for(view: View) -> CameraConfig:
+    """A camera config for a bare tile grid (offline tools), or the camera itself."""
+    if isinstance(view, CameraConfig):
+        return view
+    return CameraConfig(name="offline", source="offline", tiles=view)
+
 
 TIP_BETA = 5.5  # Tip-Adapter's sharpness of the image-affinity kernel
 
@@ -32,6 +47,21 @@ class PromptState:
     prototypes: np.ndarray | None  # [C, D] few-shot image prototypes (zeros where none)
     has_exemplars: np.ndarray  # [C] bool
     source: str  # file path or "mqtt:<client>" - for the audit log
+    memories: dict[str, ViewMemory] = field(default_factory=dict)  # view key -> the good-part memory of that view
+
+    def memory_for(self, view: View) -> ViewMemory | None:
+        return self.memories.get(view_key(view)) if self.memories else None
+
+    @property
+    def memory_version(self) -> str | None:
+        """One identity for the set's memories (results carry it beside the prompt-set version)."""
+        if not self.memories:
+            return None
+        return hashlib.sha256("".join(sorted(m.version for m in self.memories.values())).encode()).hexdigest()[:16]
+
+    @property
+    def good_images(self) -> int:
+        return max((m.images for m in self.memories.values()), default=0)
 
     @property
     def names(self) -> list[str]:
@@ -123,16 +153,36 @@ def prototypes(model: ZeroShotModel, prompts: PromptSet, base: Path,
     return protos, has
 
 
+def memories(model: ZeroShotModel, prompts: PromptSet, base: Path, roots: tuple[Path, ...], views: Sequence[View],
+             cache: MemoryCache | None) -> dict[str, ViewMemory]:
+    """The good-part memory of every distinct camera view, when the set names a ``good`` folder."""
+    if prompts.good is None:
+        return {}
+    if not model.has_patches:
+        raise BundleError(f"{model.bundle.root}: this bundle's vision graph has no patch_embeds, which 'good' needs; "
+                          "re-export it with this version of edge-inspect ('edge-inspect export').")
+    images, names = good_images(confined(prompts.good, base, roots, "good"))
+    params = MemoryParams(**prompts.memory.model_dump())
+    out: dict[str, ViewMemory] = {}
+    for view in views:
+        key = view_key(view)
+        if key not in out:
+            out[key] = memory_for(model, images, names, camera_for(view), params, cache)
+    return out
+
+
 def build_state(model: ZeroShotModel, prompts: PromptSet, base: Path, cache: EmbeddingCache | None,
-                source: str, roots: tuple[Path, ...] = ()) -> PromptState:
-    """Encode a prompt set (or take it from the cache); raises ConfigError naming the problem."""
+                source: str, roots: tuple[Path, ...] = (), views: Sequence[View] = (None,),
+                memory_cache: MemoryCache | None = None) -> PromptState:
+    """Encode a prompt set (or take it from the cache), and build its good-part memories for ``views``;
+    raises ConfigError (or BundleError) naming the problem."""
     embeds = cache.get(prompts.version) if cache else None
     if embeds is None or embeds.shape[0] != len(prompts.categories):
         embeds = text_embeddings(model, prompts)
         if cache:
             cache.put(prompts.version, embeds)
     protos, has = prototypes(model, prompts, base, roots)
-    return PromptState(prompts, embeds, protos, has, source)
+    return PromptState(prompts, embeds, protos, has, source, memories(model, prompts, base, roots, views, memory_cache))
 
 
 def score(model: ZeroShotModel, state: PromptState, image_embeds: np.ndarray) -> np.ndarray:

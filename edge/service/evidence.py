@@ -13,13 +13,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.inspect.memory import blend_heat
 from edge.results import InspectionResult
 
 
-def annotate(image: np.ndarray, result: InspectionResult) -> np.ndarray:
-    out = image.copy()
+def annotate(image: np.ndarray, result: InspectionResult, heat: np.ndarray | None = None) -> np.ndarray:
+    out = blend_heat(image, heat) if heat is not None else image.copy()
     colour = {"ng": (0, 0, 255), "uncertain": (0, 200, 255), "ok": (0, 200, 0)}[result.verdict]
-    if result.tile is not None:
+    if result.anomaly is not None and result.anomaly.box is not None:
+        x, y, w, h = result.anomaly.box
+        cv2.rectangle(out, (x, y), (x + w, y + h), colour, 2)
+    elif result.tile is not None:
         x, y, w, h = result.tile.box
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, 2)
     lines = [f"{result.verdict.upper()} {result.category} {result.score:.2f}"]
@@ -44,9 +48,9 @@ class EvidenceStore:
         self.total = sum(size for _, size in self._files)
         self.deleted = 0
 
-    def save(self, image: np.ndarray, result: InspectionResult) -> str:
-        """Write the annotated frame; return its reference (path relative to the store)."""
-        ok, data = cv2.imencode(".jpg", annotate(image, result), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+    def save(self, image: np.ndarray, result: InspectionResult, heat: np.ndarray | None = None) -> str:
+        """Write the annotated frame (with the anomaly map when there is one); return its reference."""
+        ok, data = cv2.imencode(".jpg", annotate(image, result, heat), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise ValueError("JPEG encoding failed")
         rel = Path(result.camera) / f"{result.seq:012d}-{result.verdict}.jpg"

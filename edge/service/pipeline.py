@@ -29,7 +29,7 @@ from edge.inspect.decision import Smoother
 from edge.inspect.frames import FrameScores, score_frames
 from edge.inspect.prompt_state import PromptState
 from edge.model import ZeroShotModel
-from edge.results import InspectionResult, ModelRef, PromptSetRef, SourceRef, TileRef, iso_ms
+from edge.results import AnomalyRef, InspectionResult, MemoryRef, ModelRef, PromptSetRef, SourceRef, TileRef, iso_ms
 from edge.service.control import Observers
 from edge.service.publisher import Publisher
 from edge.service.status import StatusBoard
@@ -44,7 +44,8 @@ class Counters:
     inspected: int = 0
     batches: int = 0
     triggers_timed_out: int = 0
-    stage_s: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "encode": 0.0, "score": 0.0})
+    stage_s: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "encode": 0.0, "score": 0.0,
+                                                               "memory": 0.0})
 
 
 @dataclass
@@ -156,25 +157,26 @@ class Pipeline:
             if state.version != self._version:
                 self._smoother.reset()
                 self._version = state.version
-            for result, image in self.inspect(batch, state):
-                self.publisher.put(result, image)
+            for result, image, heat in self.inspect(batch, state):
+                self.publisher.put(result, image, heat)
         self._inference_done = True
         self.publisher.end()
 
     def inspect(self, batch: list[tuple[Frame, str | None]], state: PromptState
-                ) -> list[tuple[InspectionResult, np.ndarray]]:
+                ) -> list[tuple[InspectionResult, np.ndarray, np.ndarray | None]]:
         """Score a batch of frames in one encoder call and decide each."""
         timings: dict[str, float] = {}
         views = [self.cameras[f.camera].config for f, _ in batch]
         scored = score_frames(self.model, state, [f.image for f, _ in batch], views, timings=timings)
         t0 = time.perf_counter()
-        out = [(self._result(frame, part_id, fs, state), frame.image) for (frame, part_id), fs in zip(batch, scored)]
+        out = [(self._result(frame, part_id, fs, state), frame.image, fs.anomaly.heat if fs.anomaly else None)
+               for (frame, part_id), fs in zip(batch, scored)]
         timings["score"] = timings.get("score", 0.0) + time.perf_counter() - t0
         c = self.counters
         c.batches += 1
         c.inspected += len(batch)
         for stage, seconds in timings.items():
-            c.stage_s[stage] += seconds
+            c.stage_s[stage] = c.stage_s.get(stage, 0.0) + seconds
         self.observers.notify("on_batch", sum(len(fs.tiles) for fs in scored), timings.get("encode", 0.0))
         return out
 
@@ -192,6 +194,10 @@ class Pipeline:
             model=self.model_ref, latency_ms=round((time.monotonic() - frame.captured_mono) * 1000, 2),
             part_id=part_id, simulated=truth is not None, truth=truth if isinstance(truth, dict) else None,
             source=SourceRef.model_validate(frame.meta["source"]) if "source" in frame.meta else None,
+            anomaly=None if fs.anomaly is None else AnomalyRef(
+                score=round(fs.anomaly.score, 6), threshold=round(fs.anomaly.threshold, 6), box=fs.anomaly.box),
+            memory=None if fs.anomaly is None else MemoryRef(version=state.memory_version or "",
+                                                             images=state.good_images),
         )
 
     def _camera_health(self) -> None:

@@ -24,13 +24,15 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edge.config import CameraConfig
 from edge.errors import PublishError
+from edge.inspect.goodparts import MemoryCache
 from edge.inspect.prompt_state import EmbeddingCache, PromptState, build_state
 from edge.model import ZeroShotModel
 from edge.prompts import PromptSet, load_prompt_set, parse_prompt_set
@@ -65,9 +67,11 @@ class PromptManager:
     """Owns the active :class:`PromptState`; thread-safe; see the module docstring."""
 
     def __init__(self, model: ZeroShotModel, path: Path, state_dir: Path,
-                 on_change: Callable[[PromptState], None] | None = None) -> None:
+                 on_change: Callable[[PromptState], None] | None = None, views: Sequence[CameraConfig] = ()) -> None:
         self.model = model
         self.path = path
+        self.views: list[CameraConfig | None] = [*views] or [None]  # each camera's ROI and tiles: a memory per view
+        self._memories = MemoryCache(state_dir / "memories", model.bundle.hash)
         self.history = PromptHistory(state_dir / "prompt-sets")
         self._cache = EmbeddingCache(state_dir / "embeddings", model.bundle.hash)
         self.roots = (state_dir / "exemplars",)  # where the page's uploads go: reference folders may live there
@@ -95,7 +99,8 @@ class PromptManager:
 
     def candidate(self, data: object, source: str) -> PromptState:
         """Validate and encode a set without activating it (previews)."""
-        return build_state(self.model, self._parse(data, source), self.base, self._cache, source, self.roots)
+        return build_state(self.model, self._parse(data, source), self.base, self._cache, source, self.roots,
+                           self.views, self._memories)
 
     # ---- start-up ----
     def start(self) -> PromptState:
@@ -111,7 +116,8 @@ class PromptManager:
             elif meta:
                 log.warning("prompt file %s changed since the last operator edit; it wins over %s",
                             self.path, self._override)
-            state = build_state(self.model, prompts, self.base, self._cache, source, self.roots)
+            state = build_state(self.model, prompts, self.base, self._cache, source, self.roots,
+                           self.views, self._memories)
             self.history.record(prompts, source)
             self._seen = file_hash
             self._state = state
@@ -136,7 +142,8 @@ class PromptManager:
         changes nothing when any step before activation fails."""
         prompts = data if isinstance(data, PromptSet) else self._parse(data, source)
         with self._lock:
-            state = build_state(self.model, prompts, self.base, self._cache, source, self.roots)
+            state = build_state(self.model, prompts, self.base, self._cache, source, self.roots,
+                           self.views, self._memories)
             if persist:
                 self._persist(prompts, source)
             try:

@@ -44,7 +44,7 @@ class Tally:
 class HeldBatch:
     """A batch the publisher is working on; kept across a failure so that nothing is lost."""
 
-    items: list[tuple[InspectionResult, np.ndarray]]
+    items: list[tuple[InspectionResult, np.ndarray, np.ndarray | None]]  # result, frame, anomaly heat map
     finished: bool
     numbered: bool = False
     accounted: bool = False
@@ -63,7 +63,7 @@ class Publisher:
         self.tally = Tally()
         self.done = threading.Event()  # the end marker was published: every result is out
         self._stop = stop
-        self._results: queue.Queue[tuple[InspectionResult, np.ndarray] | None] = queue.Queue(
+        self._results: queue.Queue[tuple[InspectionResult, np.ndarray, np.ndarray | None] | None] = queue.Queue(
             maxsize=config.results.queue)
         self._held: HeldBatch | None = None
         self._inference_done = False
@@ -76,12 +76,12 @@ class Publisher:
         self._inference_done = True
         self._results.put(None)
 
-    def put(self, result: InspectionResult, image: np.ndarray) -> None:
+    def put(self, result: InspectionResult, image: np.ndarray, heat: np.ndarray | None = None) -> None:
         """Never drop a result: wait for room, however long the sinks take (until stop)."""
         waited = False
         while True:
             try:
-                self._results.put((result, image), timeout=0.5)
+                self._results.put((result, image, heat), timeout=0.5)
                 break
             except queue.Full:
                 waited = True
@@ -135,13 +135,13 @@ class Publisher:
             return
         if not held.numbered:
             seqs = self.seq.take(len(held.items))  # one durable transaction; from here on a loss is a gap
-            held.items = [(InspectionResult.model_validate({**r.model_dump(by_alias=True), "seq": s}), image)
-                          for (r, image), s in zip(held.items, seqs)]
+            held.items = [(InspectionResult.model_validate({**r.model_dump(by_alias=True), "seq": s}), image, heat)
+                          for (r, image, heat), s in zip(held.items, seqs)]
             held.numbered = True
         if not held.accounted:
             self._evidence_and_counts(held.items)
             held.accounted = True
-        results = [r for r, _ in held.items]
+        results = [r for r, _, _ in held.items]
         for i, sink in enumerate(self.sinks):  # the outbox first: durable before anyone else sees them
             if i not in held.sinks_done:
                 sink.write_many(results)
@@ -150,22 +150,22 @@ class Publisher:
             self._recent.extend(results)
         self.observers.notify("on_result", results)
 
-    def _evidence_and_counts(self, items: list[tuple[InspectionResult, np.ndarray]]) -> None:
+    def _evidence_and_counts(self, items: list[tuple[InspectionResult, np.ndarray, np.ndarray | None]]) -> None:
         ok_every = self.config.evidence.ok_every
-        for result, image in items:
+        for result, image, heat in items:
             self.tally.verdicts[result.verdict] = self.tally.verdicts.get(result.verdict, 0) + 1
             key = (result.verdict, result.category)
             self.tally.by_category[key] = self.tally.by_category.get(key, 0) + 1
             if result.verdict != "ok" or (ok_every and result.seq % ok_every == 0):
-                result.snapshot = self._save_evidence(image, result)
+                result.snapshot = self._save_evidence(image, result, heat)
             if result.verdict != "ok":
                 with self._recent_lock:
                     self._recent_defects.append((result, image))
 
-    def _save_evidence(self, image: np.ndarray, result: InspectionResult) -> str | None:
+    def _save_evidence(self, image: np.ndarray, result: InspectionResult, heat: np.ndarray | None) -> str | None:
         """Evidence is worth keeping, but never worth a result: a failed save leaves snapshot null."""
         try:
-            ref = self.evidence.save(image, result)
+            ref = self.evidence.save(image, result, heat)
         except (OSError, ValueError) as err:
             self.status.problem("evidence", f"cannot save evidence in {self.evidence.root}: {err}; results go on "
                                 "without snapshots")
@@ -176,7 +176,7 @@ class Publisher:
     def held_numbered(self) -> list[int]:
         """Seqs of a numbered batch not yet taken by every sink (reported if the process must stop)."""
         held = self._held
-        return [r.seq for r, _ in held.items] if held is not None and held.numbered else []
+        return [r.seq for r, _, _ in held.items] if held is not None and held.numbered else []
 
     def recent(self) -> list[InspectionResult]:
         """The last results, oldest first (a copy: the publisher keeps appending)."""

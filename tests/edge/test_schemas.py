@@ -25,7 +25,7 @@ def test_a_result_validates_and_a_broken_one_does_not() -> None:
         "prompt_set": {"name": "p", "version": "abc"},
         "model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime"},
         "latency_ms": 12.5, "snapshot": None, "part_id": None, "replayed": False, "simulated": False,
-        "truth": None, "source": None,
+        "truth": None, "source": None, "anomaly": None, "memory": None,
     }
     jsonschema.validate(result, schema)
     for key in ("schema", "source", "truth"):  # every key is sent, so every key is required

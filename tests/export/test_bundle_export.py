@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from edge.bundle import Bundle
-from edge.contract import DEFAULT_OPSET, IMAGE_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS
+from edge.contract import DEFAULT_OPSET, IMAGE_EMBEDS, PATCH_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS
 from edge.preprocess import to_pixel_values
 from edge.tokenizer import PromptTokenizer
 from export.checkpoint import load_checkpoint
 from export.parity import cosine_rows, natural_frames
-from export.towers import TextTower, VisionTower
-from tests.helpers import run_cli
+from export.towers import PatchSpec, TextTower, VisionTower
+from tests.helpers import one_line_error, run_cli
 
 
 def test_manifest_records_what_the_runtime_needs(tiny_bundles: dict[str, Path], family: str) -> None:
@@ -43,14 +43,43 @@ def test_onnx_matches_pytorch_at_several_batch_sizes(
         pixels = to_pixel_values(natural_frames(batch, seed=batch + 100), bundle.manifest.image)
         with torch.no_grad():
             ref = VisionTower(ckpt.model)(torch.from_numpy(pixels)).numpy()
-        got = vision.run([IMAGE_EMBEDS.name], {PIXEL_VALUES.name: pixels})[0]
+        got, patches = vision.run([IMAGE_EMBEDS.name, PATCH_EMBEDS.name], {PIXEL_VALUES.name: pixels})
         assert got.shape == (batch, bundle.manifest.embed_dim)
         assert cosine_rows(ref, got).min() >= 0.9999
+        info = bundle.manifest.patches  # the patch tokens: same pass, same parity
+        assert info is not None and patches.shape == (batch, info.grid[0] * info.grid[1], info.dim)
+        with torch.no_grad():
+            _, ref_p = VisionTower(ckpt.model, PatchSpec(info.source, tuple(info.layers)))(torch.from_numpy(pixels))
+        assert cosine_rows(ref_p.reshape(-1, info.dim).numpy(), patches.reshape(-1, info.dim)).min() >= 0.9999
         ids, _ = tok([f"prompt number {i} with Mixed Case!" for i in range(batch)])
         with torch.no_grad():
             ref_t = TextTower(ckpt.model)(torch.from_numpy(ids)).numpy()
         got_t = text.run([TEXT_EMBEDS.name], {"input_ids": ids})[0]
         assert cosine_rows(ref_t, got_t).min() >= 0.9999
+
+
+@pytest.mark.parametrize("choice, source, layers", [("auto", "layers", [1]), ("joint", "joint", [-1]),
+                                                    ("0,2", "layers", [0, 2]), ("none", None, None)])
+def test_patch_token_choices(choice: str, source: str | None, layers: list[int] | None,
+                             tiny_checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    run_cli("export", str(tiny_checkpoints["siglip"]), "--out", str(tmp_path / "b"), "--quiet", "--patch-layers",
+            choice)
+    bundle = Bundle.open(tmp_path / "b")
+    outputs = [o.name for o in ort.InferenceSession(str(bundle.path("vision"))).get_outputs()]
+    if source is None:
+        assert bundle.manifest.patches is None and outputs == [IMAGE_EMBEDS.name]
+        return
+    info = bundle.manifest.patches
+    assert info is not None and (info.source, info.layers, info.grid) == (source, layers, (4, 4))
+    assert outputs == [IMAGE_EMBEDS.name, PATCH_EMBEDS.name]
+    dim = 36 if choice == "joint" else 36 * len(layers)  # tiny SigLIP: width 36 = embed dim
+    assert info.dim == dim
+
+
+def test_bad_patch_layers_are_one_line(tiny_checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    line = one_line_error(run_cli("export", str(tiny_checkpoints["clip"]), "--out", str(tmp_path / "b"),
+                                  "--patch-layers", "7", expect=4))
+    assert "layers must be within 0..2" in line
 
 
 def test_graph_uses_opset_17_and_explicit_attention(tiny_bundles: dict[str, Path], family: str) -> None:
@@ -104,8 +133,8 @@ def test_parity_gate_refuses_a_graph_that_differs(
 
     real = be._torch_fn
 
-    def perturbed(module: object):  # type: ignore[no-untyped-def]
-        fn = real(module)
+    def perturbed(module: object, output: int = 0):  # type: ignore[no-untyped-def]
+        fn = real(module, output)
         return lambda x: fn(x) + 0.05 * np.random.default_rng(0).standard_normal(fn(x).shape)
 
     monkeypatch.setattr(be, "_torch_fn", perturbed)

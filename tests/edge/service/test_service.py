@@ -26,7 +26,8 @@ from tests.edge.conftest import PROMPTS, Collector
 from tests.helpers import run_cli
 
 KEYS = {"schema", "id", "seq", "ts", "station", "camera", "verdict", "category", "score", "scores", "tile",
-        "prompt_set", "model", "latency_ms", "snapshot", "part_id", "replayed", "simulated", "truth", "source"}
+        "prompt_set", "model", "latency_ms", "snapshot", "part_id", "replayed", "simulated", "truth", "source",
+        "anomaly", "memory"}
 
 
 def _run(cfg: ServiceConfig, duration: float | None = None) -> Collector:

@@ -1,0 +1,105 @@
+"""The good-part memory's parts on made-up tokens: search, coreset, thresholds, maps and boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.inspect.memory import (
+    MemoryParams,
+    ViewMemory,
+    frame_anomaly,
+    greedy_coreset,
+    locally_aware,
+    set_thresholds,
+    strongest_region,
+    tile_memory,
+)
+from edge.scoring import l2_normalize
+
+GRID = (6, 6)
+
+
+def _tokens(n: int, seed: int, dim: int = 16) -> np.ndarray:
+    """Good parts: every position has its own token, plus a little noise per part."""
+    rng = np.random.default_rng(seed)
+    base = np.random.default_rng(0).standard_normal((36, dim))
+    return l2_normalize(base[None] + 0.05 * rng.standard_normal((n, 36, dim))).astype(np.float32)
+
+
+def test_local_search_equals_brute_force_over_the_neighbourhood() -> None:
+    good = _tokens(8, 1)
+    memory = tile_memory(good, np.arange(8), GRID, MemoryParams(dim=None, radius=1, max_patches=10_000))
+    query = _tokens(2, 2)
+    got = memory.distances(query)
+    g = memory.project(good).reshape(8, 6, 6, -1)  # the memory's own space (centred, unit length)
+    query = memory.project(query)
+    for n in range(2):
+        for y in range(6):
+            for x in range(6):
+                near = g[:, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, g.shape[-1])
+                want = 1 - float((near @ query[n, y * 6 + x]).max())
+                assert got[n, y * 6 + x] == pytest.approx(want, abs=1e-5)
+
+
+def test_global_search_finds_a_token_anywhere() -> None:
+    good = _tokens(8, 1)
+    memory = tile_memory(good, np.arange(8), GRID, MemoryParams(dim=None, radius=None, max_patches=10_000))
+    moved = np.roll(_tokens(1, 3), 7, axis=1)  # every token at another position
+    local = tile_memory(good, np.arange(8), GRID, MemoryParams(dim=None, radius=0, max_patches=10_000))
+    assert memory.distances(moved).max() < 0.05 < local.distances(moved).min()
+
+
+def test_a_defect_token_stands_out_and_leave_one_out_excludes_the_image_itself() -> None:
+    good = _tokens(10, 1)
+    memory = tile_memory(good, np.arange(10), GRID, MemoryParams(dim=8, max_patches=10_000))
+    part = _tokens(1, 5)
+    part[0, 14] = l2_normalize(np.random.default_rng(9).standard_normal(16))  # one odd patch
+    d = memory.distances(part)[0]
+    assert int(d.argmax()) == 14 and d[14] > 5 * np.delete(d, 14).max()
+    assert memory.distances(good[3:4]).max() < 1e-5  # its own tokens are in the memory ...
+    assert memory.distances(good[3:4], exclude=3).max() > 1e-3  # ... unless it is left out
+
+
+def test_coreset_bounds_the_memory_and_spreads_out() -> None:
+    points = l2_normalize(np.random.default_rng(0).standard_normal((500, 8)))
+    keep = greedy_coreset(points, 40)
+    assert len(keep) == 40 == len(set(keep.tolist()))
+    rest = np.delete(points, keep, axis=0)
+    cover = (1 - rest @ points[keep].T).min(axis=1).max()
+    random_cover = (1 - rest @ points[:40].T).min(axis=1).max()
+    assert cover < random_cover  # k-centre covers the rest better than the first 40 points
+    memory = tile_memory(_tokens(30, 1), np.arange(30), GRID, MemoryParams(max_patches=36 * 12))
+    assert memory.size == 36 * 12
+
+
+def test_thresholds_come_from_the_good_images_and_a_good_part_stays_under() -> None:
+    good = [_tokens(1, s)[0][None].repeat(2, 0) for s in range(12)]  # [T=2][P, D] per image
+    tiles = [tile_memory(np.stack([g[t] for g in good]), np.arange(12), GRID, MemoryParams(dim=None))
+             for t in range(2)]
+    loo = set_thresholds(tiles, good, margin=1.0)
+    assert max(loo) == pytest.approx(1.0) and min(loo) > 0.3
+    view = ViewMemory(tiles, 12, "v", loo)
+    new_good = _tokens(1, 99)[0][None].repeat(2, 0)
+    boxes = [(0, 0, 96, 96), (96, 0, 96, 96)]
+    assert frame_anomaly(view, new_good, boxes, 192, 96).ratio < 1.5
+    bad = new_good.copy()
+    bad[1, 20] = l2_normalize(np.random.default_rng(3).standard_normal(16))
+    a = frame_anomaly(view, bad, boxes, 192, 96)
+    assert a.ratio > 3 and a.box is not None and a.box[0] >= 96  # in the second tile
+
+
+def test_locally_aware_averages_neighbours_only_when_asked() -> None:
+    t = _tokens(2, 1)
+    assert np.array_equal(locally_aware(t, GRID, 1), t)
+    smooth = locally_aware(t, GRID, 3)
+    assert smooth.shape == t.shape and not np.allclose(smooth, t)
+    assert np.allclose(np.linalg.norm(smooth, axis=-1), 1)
+
+
+def test_the_box_surrounds_the_strongest_region() -> None:
+    heat = np.zeros((60, 80), np.float32)
+    heat[20:26, 50:60] = 2.0
+    heat[40:42, 5:7] = 1.0  # a weaker spot elsewhere
+    assert strongest_region(heat) == (400, 160, 80, 48)  # x 50..59, y 20..25 at 1/8 scale
+    assert strongest_region(np.zeros((4, 4), np.float32)) is None
