@@ -41,6 +41,16 @@ class TileConfig(_Strict):
     cols: int = Field(default=2, ge=1, le=8)
     overlap: float = Field(default=0.2, ge=0, lt=0.9, description="Share of a tile shared with its neighbour.")
     include_full: bool = Field(default=True, description="Also score the whole ROI as one tile.")
+    windows: list[int] = Field(default_factory=list, max_length=4, description="Extra square grids at other scales "
+                               "(e.g. [3]: a 3x3 grid as well), WinCLIP-style windows: more looks at small defects, "
+                               "and a text heat map where no good parts are given.")
+
+    @field_validator("windows")
+    @classmethod
+    def _window_sizes(cls, v: list[int]) -> list[int]:
+        if any(not 1 <= n <= 8 for n in v):
+            raise ValueError("each window grid is 1 to 8 tiles per side")
+        return v
 
 
 RESERVED_CAMERA_NAMES = ("status", "prompts", "cmd")  # they would collide with station topics

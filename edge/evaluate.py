@@ -139,10 +139,10 @@ def _row(sample: Sample, fs: FrameScores, state: PromptState, good: str) -> Row:
     if fs.anomaly is not None:
         score, box = fs.anomaly.ratio, fs.anomaly.box
     else:
-        s = np.asarray(fs.scores)
+        s = np.asarray(fs.scores)  # the first look (max over tiles and windows) ranks the frames
         score = float(s[[not o for o in oks]].max() - s[oks].max())
         best = fs.best_tile(d.category)
-        box = best.box if (best is not None and d.verdict != "ok") else None
+        box = fs.region or (best.box if best is not None else None) if d.verdict != "ok" else None
     located = None
     if sample.truth != good and d.verdict != "ok" and sample.box is not None and box is not None:
         x, y, w, h = sample.box

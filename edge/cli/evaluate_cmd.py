@@ -22,21 +22,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "overrides the prompt set's 'good'")
     p.add_argument("--good-frames", type=int, default=16, help="good frames to render from a sim:// --good")
     p.add_argument("--tiles", metavar="ROWSxCOLS", help="tile grid of the camera view (e.g. 2x2, plus the whole frame)")
+    p.add_argument("--windows", metavar="N[,M]", help="further square grids (e.g. 3: a 3x3 grid as well)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
     p.add_argument("--out", type=Path, default=Path("evaluate-out"), help="report folder (default %(default)s)")
     p.add_argument("--quiet", action="store_true")
 
 
-def _view(tiles: str | None) -> object:
+def _view(tiles: str | None, windows: str | None) -> object:
     from edge.config import CameraConfig, TileConfig
 
     if not tiles:
+        if windows:
+            raise ConfigError("--windows needs --tiles (the first grid), e.g. --tiles 2x2 --windows 3.")
         return CameraConfig(name="evaluate", source="evaluate")
     rows, _, cols = tiles.lower().partition("x")
     if not (rows.isdigit() and cols.isdigit()):
         raise ConfigError(f"--tiles {tiles}: expected ROWSxCOLS, e.g. 2x2.")
-    return CameraConfig(name="evaluate", source="evaluate",
-                        tiles=TileConfig(rows=int(rows), cols=int(cols), overlap=0.25))
+    sizes = [w.strip() for w in (windows or "").split(",") if w.strip()]
+    if any(not w.isdigit() for w in sizes):
+        raise ConfigError(f"--windows {windows}: expected grid sizes like 3 or 3,4.")
+    return CameraConfig(name="evaluate", source="evaluate", tiles=TileConfig(
+        rows=int(rows), cols=int(cols), overlap=0.25, windows=[int(w) for w in sizes]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.prompts import load_prompt_set
 
     prompts = load_prompt_set(args.prompts)
-    view = _view(args.tiles)
+    view = _view(args.tiles, args.windows)
     with tempfile.TemporaryDirectory() as tmp, ZeroShotModel(Bundle.open(args.bundle), precision=args.precision) \
             as model:
         roots: tuple[Path, ...] = ()
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         ev = evaluate(model, state, samples, view, (lambda d, n: say(f"{d}/{n} frames")))  # type: ignore[arg-type]
     title = f"evaluate {args.bundle.name} ({args.precision}) on {args.labelled or args.images}"
     write_report(ev, args.out, title, {"bundle": str(args.bundle), "prompts": str(args.prompts),
-                                       "tiles": args.tiles, "precision": args.precision})
+                                       "tiles": args.tiles, "windows": args.windows, "precision": args.precision})
     from edge.evaluate import markdown
 
     print(markdown(ev, title).split("\n\nVerdicts")[0])

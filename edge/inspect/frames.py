@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edge.inspect.decision import Decision, decide, decide_anomaly
-from edge.inspect.memory import Box, FrameAnomaly, frame_anomaly
+from edge.inspect.memory import MAP_SCALE, Box, FrameAnomaly, frame_anomaly, strongest_region
 from edge.inspect.prompt_state import PromptState, View, camera_for, score
 from edge.inspect.tiles import Tile, crop, tiles_for
 from edge.model import ZeroShotModel
@@ -42,8 +42,9 @@ class FrameScores:
     tile_scores: np.ndarray  # [T, C]
     tiles: list[Tile]
     anomaly: FrameAnomaly | None = None
-    named: np.ndarray | None = None  # [C] text scores of the zoomed crop around the anomaly's box
+    named: np.ndarray | None = None  # [C] text scores of the zoomed crop around the region
     zoom: Box | None = None  # that crop, in frame pixels
+    region: Box | None = None  # where: the anomaly's box, or (text only) the windows' strongest region
 
     def as_dict(self, digits: int = 6) -> dict[str, float]:
         """Every category's score: of the zoomed crop when the frame was named from one, else the frame's."""
@@ -127,25 +128,53 @@ def _locate(frames: Sequence[np.ndarray], views: Sequence[View], state: PromptSt
         memory = state.memory_for(view)
         if memory is not None and len(memory.tiles) == len(ts):
             h, w = image.shape[:2]
-            out[n] = FrameScores(out[n].names, out[n].scores, out[n].tile_scores, out[n].tiles,
-                                 frame_anomaly(memory, tok, [t.box for t in ts], w, h))
+            out[n] = replace(out[n], anomaly=frame_anomaly(memory, tok, [t.box for t in ts], w, h))
+
+
+def text_heat(fs: FrameScores, state: PromptState, width: int, height: int) -> np.ndarray:
+    """Without a memory: each window's defect score (best defect - best good class) spread over the pixels it
+    covers, averaged where windows overlap (WinCLIP's idea, on the crops the encoder saw anyway)."""
+    oks = np.array([c.ok for c in state.prompts.categories])
+    per_tile = fs.tile_scores[:, ~oks].max(axis=1) - fs.tile_scores[:, oks].max(axis=1)  # [T]
+    mh, mw = max(1, height // MAP_SCALE), max(1, width // MAP_SCALE)
+    total, count = np.zeros((mh, mw), np.float32), np.zeros((mh, mw), np.float32)
+    for tile, value in zip(fs.tiles, per_tile):
+        x, y, w, h = tile.box
+        x0, y0 = x // MAP_SCALE, y // MAP_SCALE
+        x1, y1 = max(x0 + 1, (x + w) // MAP_SCALE), max(y0 + 1, (y + h) // MAP_SCALE)
+        total[y0:y1, x0:x1] += value
+        count[y0:y1, x0:x1] += 1
+    return total / np.maximum(count, 1)
+
+
+def _regions(frames: Sequence[np.ndarray], state: PromptState, out: list[FrameScores]) -> list[int]:
+    """The frames to name from a zoomed crop, with their region set: an anomaly that reaches the uncertain band
+    (memory), or (text only, several windows) a verdict that is not ok."""
+    band = 1.0 - state.prompts.decision.uncertain_margin
+    todo = []
+    for n, fs in enumerate(out):
+        region = None
+        if fs.anomaly is not None:
+            region = fs.anomaly.box if fs.anomaly.ratio >= band else None
+        elif len(fs.tiles) > 1 and fs.decide(state).verdict != "ok":
+            heat = text_heat(fs, state, frames[n].shape[1], frames[n].shape[0])
+            region = strongest_region(heat - heat.min())
+        if region is not None:
+            out[n] = replace(fs, region=region)
+            todo.append(n)
+    return todo
 
 
 def _name(model: ZeroShotModel, state: PromptState, frames: Sequence[np.ndarray], out: list[FrameScores],
           batch: int | None, clock: dict[str, float]) -> None:
-    """Two stages: frames whose anomaly reaches the uncertain band are named from a zoomed crop."""
-    band = 1.0 - state.prompts.decision.uncertain_margin
-    todo = [n for n, fs in enumerate(out) if fs.anomaly is not None and fs.anomaly.box is not None
-            and fs.anomaly.ratio >= band]
+    """Two stages: frames with a region are named (and, text only, judged again) from a zoomed crop around it."""
+    todo = _regions(frames, state, out)
     if not todo:
         return
-    boxes = [zoom_box(out[n].anomaly.box, frames[n].shape[1], frames[n].shape[0])  # type: ignore[union-attr, arg-type]
-             for n in todo]
+    boxes = [zoom_box(out[n].region, frames[n].shape[1], frames[n].shape[0]) for n in todo]  # type: ignore[arg-type]
     image, _ = _encode(model, [crop(frames[n], b) for n, b in zip(todo, boxes)], batch, clock)
-    named = score(model, state, image)
-    for n, b, row in zip(todo, boxes, named):
-        fs = out[n]
-        out[n] = FrameScores(fs.names, fs.scores, fs.tile_scores, fs.tiles, fs.anomaly, row, b)
+    for n, b, row in zip(todo, boxes, score(model, state, image)):
+        out[n] = replace(out[n], named=row, zoom=b)
 
 
 def score_frames(model: ZeroShotModel, state: PromptState, frames: Sequence[np.ndarray],
@@ -172,6 +201,7 @@ def score_frames(model: ZeroShotModel, state: PromptState, frames: Sequence[np.n
     if state.memories and tokens is not None:
         _locate(frames, per, state, tokens, tiles, out)
         clock["memory"] += time.perf_counter() - t1
+    if state.memories or any(len(t) > 2 for t in tiles):
         _name(model, state, frames, out, batch, clock)
     if timings is not None:
         for k, v in clock.items():

@@ -23,8 +23,9 @@ class ThresholdProposal:
     positives: int
 
 
-def best_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float, float]:
-    """(threshold, precision, recall) with the best F1; midpoints between distinct scores."""
+def best_threshold(scores: np.ndarray, positive: np.ndarray, clip: bool = True) -> tuple[float, float, float]:
+    """(threshold, precision, recall) with the best F1; midpoints between distinct scores (clipped to [0, 1]
+    for probabilities; ``clip=False`` for anomaly ratios)."""
     values = np.unique(scores)
     candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
     best = (0.5, 0.0, 0.0, -1.0)
@@ -35,7 +36,7 @@ def best_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, flo
         recall = tp / max(1, int(positive.sum()))
         f1 = 2 * precision * recall / max(1e-12, precision + recall)
         if f1 > best[3]:
-            best = (float(np.clip(t, 0, 1)), precision, recall, f1)
+            best = (float(np.clip(t, 0, 1)) if clip else float(t), precision, recall, f1)
     return best[0], best[1], best[2]
 
 

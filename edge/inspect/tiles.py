@@ -50,6 +50,8 @@ def tiles_for(camera: CameraConfig, width: int, height: int) -> list[Tile]:
     if camera.tiles is None:
         return [Tile(0, roi)]
     boxes = ([roi] if camera.tiles.include_full else []) + grid(roi, camera.tiles)
+    for n in camera.tiles.windows:  # further scales (WinCLIP-style windows)
+        boxes += grid(roi, camera.tiles.model_copy(update={"rows": n, "cols": n, "windows": []}))
     return [Tile(i, b) for i, b in enumerate(boxes)]
 
 

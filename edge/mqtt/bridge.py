@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from edge.config import MqttConfig, StationConfig
-from edge.errors import EdgeInspectError
+from edge.errors import ConfigError, EdgeInspectError
 from edge.inspect.prompt_state import PromptState
 from edge.mqtt.link import MqttLink
 from edge.mqtt.outbox import Outbox
@@ -30,6 +30,7 @@ from edge.mqtt.payloads import (
     CommandRequest,
     CommandResponse,
     Empty,
+    MemoryArgs,
     PromptsActive,
     PromptsArgs,
     ReplayArgs,
@@ -72,6 +73,7 @@ class MqttBridge:
             "prompts/set": (PromptsArgs, self._prompts_set), "prompts/test": (PromptsArgs, self._prompts_test),
             "trigger": (TriggerArgs, self._trigger), "snapshot": (SnapshotArgs, self._snapshot),
             "replay": (ReplayArgs, self._replay), "reload": (Empty, self._reload),
+            "memory": (MemoryArgs, self._memory),
         }
         observers.on_prompt_change.append(self._publish_prompts)  # once per activation, whoever made it
 
@@ -201,6 +203,17 @@ class MqttBridge:
                                   properties=self.link.result_properties(row.id), what=f"replay of seq {row.seq}")
         first = rows[0].seq if rows else None
         return {"replayed": len(rows), "first_seq": first, "last_seq": rows[-1].seq if rows else None}
+
+    def _memory(self, args: MemoryArgs) -> dict[str, Any]:
+        source = f"mqtt:{args.requested_by or 'unknown'}"
+        activated = None
+        if args.action == "teach":
+            if not args.ids and not args.camera:
+                raise ConfigError("memory teach: give a camera (and frames) or the ids of recent good results.")
+            activated = self.control.teach(args.camera, args.frames, args.ids, source).version
+        elif args.action == "rollback":
+            activated = self.control.memory_rollback(source).version
+        return {**self.control.memory_status(), "prompt_set": activated}
 
     def _reload(self, args: Empty) -> dict[str, Any]:
         state = self.control.reload_prompts(f"mqtt:{args.requested_by or 'unknown'}")

@@ -93,6 +93,18 @@ class PromptsArgs(_Payload):
     requested_by: str | None = Field(default=None, max_length=128, description="For the audit log.")
 
 
+class MemoryArgs(_Payload):
+    """``memory``: ``teach`` (the camera's next ``frames`` frames, or recent results by ``ids``, become the good
+    parts: the memory is rebuilt and activated like a prompt edit), ``status``, or ``rollback`` (the good
+    parts before the last change)."""
+
+    action: Literal["teach", "status", "rollback"]
+    camera: str | None = Field(default=None, description="teach: the camera to take frames from.")
+    frames: int = Field(default=16, ge=1, le=64, description="teach: how many of its next frames.")
+    ids: list[str] = Field(default_factory=list, max_length=64, description="teach: recent results' ids instead.")
+    requested_by: str | None = Field(default=None, max_length=128, description="For the audit log.")
+
+
 class Empty(_Payload):
     """``reload``: read the prompt file again (the file wins over an earlier remote edit)."""
 
@@ -105,9 +117,10 @@ class CommandRequest(_Payload):
     schema_: Literal["edge-inspect/command/1"] = Field(default=COMMAND_SCHEMA_ID, alias="schema")
     id: str | None = Field(default=None, max_length=128, description="Echoed in the response.")
     args: Annotated[dict[str, Any], WithJsonSchema(_any_of(PromptsArgs, TriggerArgs, SnapshotArgs, ReplayArgs,
-                                                           Empty))] = Field(
+                                                           MemoryArgs, Empty))] = Field(
         default_factory=dict, description="The verb's arguments: prompts/set and prompts/test take PromptsArgs, "
-        "trigger TriggerArgs, snapshot SnapshotArgs, replay ReplayArgs, reload Empty (each validated per verb).")
+        "trigger TriggerArgs, snapshot SnapshotArgs, replay ReplayArgs, memory MemoryArgs, reload Empty (each "
+        "validated per verb).")
 
 
 # ---- command results, one model per verb ----
@@ -157,6 +170,18 @@ class SnapshotResult(_Payload):
     snapshot: str = Field(description="Evidence reference; GET /api/evidence/{snapshot} on the ops port.")
 
 
+class MemoryResult(_Payload):
+    """``memory``: the active good-part memory (after teach or rollback, the new one)."""
+
+    active: bool
+    version: str | None
+    images: int
+    good: str | None = Field(description="The folder of good images.")
+    prompt_set: str | None = Field(default=None, description="teach/rollback: the prompt-set version activated.")
+    views: list[dict[str, Any]] = Field(default_factory=list, description="status: per camera view, the tiles, "
+                                        "patches, thresholds and the good images' leave-one-out scores.")
+
+
 class ReplayResult(_Payload):
     replayed: int
     first_seq: int | None
@@ -172,7 +197,9 @@ class CommandResponse(_Payload):
     ok: bool
     error: str | None = None
     result: Annotated[dict[str, Any] | None, WithJsonSchema(_any_of(
-        PromptsSetResult, PromptsTestResult, TriggerResult, SnapshotResult, ReplayResult, null=True))] = Field(
+        PromptsSetResult, PromptsTestResult, TriggerResult, SnapshotResult, ReplayResult, MemoryResult,
+        null=True))] = Field(
         default=None, description="Per verb: prompts/set and reload PromptsSetResult, prompts/test "
-        "PromptsTestResult, trigger TriggerResult, snapshot SnapshotResult, replay ReplayResult; null on errors.")
+        "PromptsTestResult, trigger TriggerResult, snapshot SnapshotResult, replay ReplayResult, memory "
+        "MemoryResult; null on errors.")
     ts: str = Field(json_schema_extra={"format": "date-time"})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from edge.config import StationConfig
 
 RESERVED = ("status", "prompts", "cmd")  # camera names that would collide with station topics
-VERBS = ("prompts/set", "prompts/test", "trigger", "snapshot", "replay", "reload")
+VERBS = ("prompts/set", "prompts/test", "trigger", "snapshot", "replay", "reload", "memory")
 
 
 @dataclass(frozen=True)

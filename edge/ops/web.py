@@ -37,7 +37,8 @@ from starlette.staticfiles import StaticFiles
 
 from edge.config import OpsConfig
 from edge.errors import EdgeInspectError
-from edge.inspect.thresholds import propose_thresholds
+from edge.inspect.memory import blend_heat
+from edge.inspect.thresholds import best_threshold, propose_thresholds
 from edge.inspect.tiles import tiles_for
 from edge.ops.auth import SESSION_COOKIE, SESSION_S, Auth, User
 from edge.ops.guard import HostGuard, LoginThrottle
@@ -227,14 +228,25 @@ def state(request: Request) -> Response:
                           "version": result.prompt_set.version}}
     ok, body = c.health()
     p = c.control.prompt_state
+    memory = {"version": p.memory_version, "images": p.good_images} if p.memories else None
     return JSONResponse({"cameras": cams, "prompt_set": {"name": p.prompts.name, "version": p.version},
-                         "healthy": ok, "health": body, "backend": c.sources.backend})
+                         "memory": memory, "healthy": ok, "health": body, "backend": c.sources.backend})
 
 
 def frame(request: Request) -> Response:
+    """The camera's newest frame with its tile grid; ``?where=1``: the last inspected frame with its anomaly
+    map (a good-part memory) and the region the verdict was named from."""
     c = ctx(request)
     name = request.path_params["camera"]
     cams = c.control.cameras()
+    if name in cams and request.query_params.get("where") and (seen := c.control.latest_where(name)) is not None:
+        image, heat, region = seen
+        image = blend_heat(image, heat) if heat is not None else image.copy()
+        if region is not None:
+            x, y, w, h = region
+            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), 2)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return Response(jpeg.tobytes() if ok else b"", media_type="image/jpeg", headers={"Cache-Control": "no-store"})
     newest = c.control.latest_frame(name) if name in cams else None
     if newest is None:
         return error(404, f"camera {name}: no frame yet")
@@ -319,7 +331,9 @@ async def _change_prompts(request: Request, what: str, apply: Callable[[dict[str
         active = await asyncio.to_thread(apply, body, f"ui:{operator}")
     except EdgeInspectError as err:
         return error(422, str(err))
-    return JSONResponse({"version": active.version, "name": active.prompts.name})
+    return JSONResponse({"version": active.version, "name": active.prompts.name,
+                         "memory": {"version": active.memory_version, "images": active.good_images}
+                         if active.memories else None})
 
 
 async def activate(request: Request) -> Response:
@@ -389,7 +403,66 @@ async def thresholds(request: Request) -> Response:
     probs = np.array([[r.scores[c.name] for c in active.prompts.categories] for r in rows])
     proposals = propose_thresholds(probs, [labels[r.id] for r in rows], active.prompts)
     return JSONResponse({"version": active.version, "frames": len(rows),
-                         "proposals": [dataclasses.asdict(x) for x in proposals]})
+                         "proposals": [dataclasses.asdict(x) for x in proposals],
+                         "anomaly": _anomaly_proposal(rows, labels, active)})
+
+
+def _anomaly_proposal(rows: list[Any], labels: dict[str, str], active: Any) -> dict[str, Any] | None:
+    """With a memory: where the anomaly threshold should sit on the marks, as the memory margin to set."""
+    marked = [r for r in rows if r.anomaly is not None]
+    good = {c.name for c in active.prompts.categories if c.ok}
+    if not marked:
+        return None
+    ratio = np.array([r.anomaly.score / max(r.anomaly.threshold, 1e-9) for r in marked])
+    defect = np.array([labels[r.id] not in good for r in marked])
+    t, precision, recall = best_threshold(ratio, defect, clip=False)
+    return {"ratio": round(t, 4), "margin": round(active.prompts.memory.margin * t, 4), "precision": precision,
+            "recall": recall, "defects": int(defect.sum()), "good": int((~defect).sum())}
+
+
+# ---- the good-part memory ----
+def memory(request: Request) -> Response:
+    return JSONResponse(ctx(request).control.memory_status())
+
+
+async def teach(request: Request) -> Response:
+    """Stage good frames (the camera's next N, or recent results by id) for the operator to look at."""
+    control = ctx(request).control
+    body, problem = await _edit(request)
+    if problem:
+        return problem
+    ids = [str(i) for i in body.get("ids") or []]
+    camera = body.get("camera")
+    frames = body.get("frames", 16)
+    if not ids and not camera:
+        return error(422, "pick a camera (and how many of its next frames) or tick good frames in the history")
+    if not isinstance(frames, int) or isinstance(frames, bool):
+        return error(422, "frames must be a whole number")
+    try:
+        staged = await asyncio.to_thread(control.teach_stage, camera, frames, ids)
+    except EdgeInspectError as err:
+        return error(422, str(err))
+    return JSONResponse({**staged, "urls": [f"/api/memory/staged/{staged['stage']}/{f}" for f in staged["files"]]})
+
+
+def staged_image(request: Request) -> Response:
+    try:
+        path = ctx(request).control.staged_image(request.path_params["stage"], request.path_params["name"])
+    except EdgeInspectError as err:
+        return error(404, str(err))
+    return FileResponse(path, media_type="image/png")
+
+
+async def keep(request: Request) -> Response:
+    control = ctx(request).control
+    return await _change_prompts(request, "keeping good parts",
+                                 lambda body, source: control.teach_keep(str(body.get("stage", "")), source))
+
+
+async def memory_rollback(request: Request) -> Response:
+    control = ctx(request).control
+    return await _change_prompts(request, "rolling the memory back",
+                                 lambda body, source: control.memory_rollback(source))
 
 
 ROUTES = [
@@ -405,6 +478,11 @@ ROUTES = [
     Route("/api/evidence/{ref:path}", protected(evidence)),
     Route("/api/thresholds", protected(thresholds), methods=["POST"]),
     Route("/api/exemplars/{category}", protected(upload_exemplar, change=True), methods=["POST"]),
+    Route("/api/memory", protected(memory)),
+    Route("/api/memory/teach", protected(teach, change=True), methods=["POST"]),
+    Route("/api/memory/staged/{stage}/{name}", protected(staged_image)),
+    Route("/api/memory/keep", protected(keep, change=True), methods=["POST"]),
+    Route("/api/memory/rollback", protected(memory_rollback, change=True), methods=["POST"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 

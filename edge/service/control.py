@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from edge.cameras import Frame
 from edge.config import CameraConfig
@@ -20,6 +23,8 @@ from edge.results import InspectionResult
 from edge.service.prompt_history import HistoryEntry
 
 log = logging.getLogger("edge_inspect.control")
+
+Where = tuple[np.ndarray, "np.ndarray | None", "tuple[int, int, int, int] | None"]  # frame, anomaly map, region
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,20 @@ class StationControl(Protocol):
     def latest_frame(self, camera: str) -> Frame | None: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def teach_stage(self, camera: str | None, frames: int, ids: Sequence[str]) -> dict[str, Any]: ...
+
+    def teach_keep(self, stage: str, source: str) -> PromptState: ...
+
+    def teach(self, camera: str | None, frames: int, ids: Sequence[str], source: str) -> PromptState: ...
+
+    def staged_image(self, stage: str, name: str) -> Path: ...
+
+    def memory_status(self) -> dict[str, Any]: ...
+
+    def memory_rollback(self, source: str) -> PromptState: ...
+
+    def latest_where(self, camera: str) -> Where | None: ...
 
 
 @dataclass

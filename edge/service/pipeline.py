@@ -78,6 +78,7 @@ class Pipeline:
         self._last: dict[str, int] = {}
         self._version: str | None = None
         self._inference_done = False
+        self.last_where: dict[str, tuple[np.ndarray, np.ndarray | None, tuple[int, int, int, int] | None]] = {}
 
     # ---- triggers ----
     def trigger(self, camera: str, part_id: str) -> int:
@@ -171,6 +172,8 @@ class Pipeline:
         t0 = time.perf_counter()
         out = [(self._result(frame, part_id, fs, state), frame.image, fs.anomaly.heat if fs.anomaly else None)
                for (frame, part_id), fs in zip(batch, scored)]
+        for (frame, _), fs in zip(batch, scored):  # what the page's live view shows: the last inspected frame, where
+            self.last_where[frame.camera] = (frame.image, fs.anomaly.heat if fs.anomaly else None, fs.region)
         timings["score"] = timings.get("score", 0.0) + time.perf_counter() - t0
         c = self.counters
         c.batches += 1

@@ -74,7 +74,8 @@ class PromptManager:
         self._memories = MemoryCache(state_dir / "memories", model.bundle.hash)
         self.history = PromptHistory(state_dir / "prompt-sets")
         self._cache = EmbeddingCache(state_dir / "embeddings", model.bundle.hash)
-        self.roots = (state_dir / "exemplars",)  # where the page's uploads go: reference folders may live there
+        # where the page's uploads and taught good parts go: reference folders may live there
+        self.roots = (state_dir / "exemplars", state_dir / "good")
         self._override = state_dir / "prompts" / "active.yaml"
         self._override_meta = state_dir / "prompts" / "active.json"
         self._on_change = on_change or (lambda state: None)

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +29,8 @@ from edge.service.sinks import Sink
 from edge.service.status import StatusBoard
 
 log = logging.getLogger("edge_inspect.publisher")
+
+RECENT_FRAMES = 64  # raw frames kept by result id, for teaching good parts from the recent list
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Publisher:
         self._inference_done = False
         self._recent: deque[InspectionResult] = deque(maxlen=500)
         self._recent_defects: deque[tuple[InspectionResult, np.ndarray]] = deque(maxlen=8)
+        self._recent_frames: OrderedDict[str, np.ndarray] = OrderedDict()  # result id -> frame (teaching by id)
         self._recent_lock = threading.Lock()
 
     def end(self) -> None:
@@ -148,6 +151,10 @@ class Publisher:
                 held.sinks_done.add(i)
         with self._recent_lock:
             self._recent.extend(results)
+            for result, image, _ in held.items:
+                self._recent_frames[result.id] = image
+            while len(self._recent_frames) > RECENT_FRAMES:
+                self._recent_frames.popitem(last=False)
         self.observers.notify("on_result", results)
 
     def _evidence_and_counts(self, items: list[tuple[InspectionResult, np.ndarray, np.ndarray | None]]) -> None:
@@ -186,6 +193,11 @@ class Publisher:
     def recent_defects(self) -> list[tuple[InspectionResult, np.ndarray]]:
         with self._recent_lock:
             return list(self._recent_defects)
+
+    def recent_frame(self, result_id: str) -> np.ndarray | None:
+        """The frame of one of the last results (an operator teaching good parts by picking them)."""
+        with self._recent_lock:
+            return self._recent_frames.get(result_id)
 
     @property
     def queue_depth(self) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from edge.cameras import Frame
@@ -19,12 +21,13 @@ from edge.inspect.frames import score_frames
 from edge.inspect.prompt_state import PromptState
 from edge.inspect.tiles import Tile
 from edge.results import InspectionResult
-from edge.service.control import CameraView
+from edge.service.control import CameraView, Where
 from edge.service.pipeline import Pipeline
 from edge.service.prompt_history import HistoryEntry
 from edge.service.prompts import PromptManager
 from edge.service.status import StatusBoard
 from edge.service.supervise import Supervised, supervised
+from edge.service.teach import Teacher
 
 log = logging.getLogger("edge_inspect.station")
 
@@ -39,6 +42,7 @@ class Station:
         self.config = config
         self.pipeline = pipeline
         self.prompts = prompts
+        self.teacher = Teacher(config.state_dir / "good", pipeline.cameras, pipeline.publisher.recent_frame)
         self.status_board = status
         self.stop_event = stop
         self.exit_code = 0
@@ -166,6 +170,10 @@ class Station:
             raise ConfigError(f"unknown camera '{camera}'; known: {', '.join(self.pipeline.cameras)}.")
         return self.pipeline.cameras[camera].latest_peek()
 
+    def latest_where(self, camera: str) -> Where | None:
+        """The last inspected frame of a camera with its anomaly map and region (None before the first)."""
+        return self.pipeline.last_where.get(camera)
+
     def tiles(self, camera: str, width: int, height: int) -> list[Tile]:
         from edge.inspect.tiles import tiles_for
 
@@ -181,3 +189,48 @@ class Station:
 
     def status(self) -> dict[str, Any]:
         return self.status_board.snapshot()
+
+    # ---- the good-part memory ----
+    def teach_stage(self, camera: str | None, frames: int, ids: Sequence[str]) -> dict[str, Any]:
+        """Collect good frames (the camera's next ``frames``, or recent results by id) and stage them for a look."""
+        images = self.teacher.recent(ids) if ids else self.teacher.capture(camera or "", frames)
+        stage, files = self.teacher.stage(images)
+        return {"stage": stage, "files": files}
+
+    def teach_keep(self, stage: str, source: str) -> PromptState:
+        """Keep a staged selection as the good parts: the active set again, with ``good`` pointing at them (the
+        memory is built and checked on this thread, never the inference thread; a refusal changes nothing)."""
+        final = self.teacher.keep(stage)
+        data = {**self.prompts.state.prompts.model_dump(mode="json"), "good": str(final)}
+        return self.apply_prompts(data, f"{source} (taught {len(list(final.glob('*.png')))} good frames)")
+
+    def teach(self, camera: str | None, frames: int, ids: Sequence[str], source: str) -> PromptState:
+        """Stage and keep in one step (cmd/memory teach)."""
+        return self.teach_keep(self.teach_stage(camera, frames, ids)["stage"], source)
+
+    def staged_image(self, stage: str, name: str) -> Path:
+        path = self.teacher.staged(stage) / name
+        if path.parent != self.teacher.staged(stage) or not path.is_file():
+            raise ConfigError(f"teach: no image {name!r} in {stage}.")
+        return path
+
+    def memory_status(self) -> dict[str, Any]:
+        state = self.prompts.state
+        if not state.memories:
+            return {"active": False, "version": None, "images": 0, "good": state.prompts.good}
+        views = [{"tiles": len(m.tiles), "patches": m.patches, "thresholds": [round(t.threshold, 6) for t in m.tiles],
+                  "leave_one_out": [round(x, 4) for x in m.loo_scores]} for m in state.memories.values()]
+        return {"active": True, "version": state.memory_version, "images": state.good_images,
+                "good": state.prompts.good, "views": views}
+
+    def memory_rollback(self, source: str) -> PromptState:
+        """Back to the last activated set whose good parts differ from the active one's (or none)."""
+        current = self.prompts.state.prompts.good
+        for entry in self.prompts.entries(500):
+            try:
+                earlier = self.prompts.history.load(entry.version)
+            except ConfigError:
+                continue
+            if earlier.good != current:
+                return self.prompts.rollback(entry.version, f"{source} (memory)")
+        raise ConfigError("memory rollback: no earlier prompt set with other good parts in the history.")

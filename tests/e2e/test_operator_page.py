@@ -98,3 +98,74 @@ def _shot(browser: Any, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(Path(SHOTS) / f"{name}.png"))
+
+
+def test_teach_good_parts_see_where_and_roll_back(browser: Any, demo_bundles: dict[str, Path], tmp_path: Path,
+                                                  broker: Broker) -> None:
+    """An operator teaches good parts from a camera of good parts; the memory goes live (header, MQTT), an NG
+    frame of the other camera carries its anomaly and heat map; rolling back removes the memory."""
+    import cv2
+
+    from edge.config import parse_config
+    from export.captions import DEMO_PROMPTS_FILE
+
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(DEMO_PROMPTS_FILE.read_text())
+    tiles = {"rows": 2, "cols": 2, "overlap": 0.25}
+    cfg = parse_config({
+        "cameras": [{"name": "good", "source": "sim://line?seed=11&product=steel-plate&defect_rate=0", "fps": 6,
+                     "tiles": tiles},
+                    {"name": "line", "source": "sim://line?seed=12&product=steel-plate&defect_rate=0.8", "fps": 2,
+                     "tiles": tiles}],
+        "model": {"bundle": str(demo_bundles["clip"])}, "prompts": str(prompts), "state_dir": str(tmp_path / "state"),
+        "station": {"site": "s", "line": "l", "station": "st"}, "ops": {"http": {"port": _free_port()}},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": "st-teach"}}, "test")
+    mes = Subscriber(broker.port)
+    wait = WebDriverWait(browser, 90, ignored_exceptions=(StaleElementReferenceException,))
+    with build_station(cfg) as svc:
+        browser.get(f"http://127.0.0.1:{svc.ops.port}/")  # type: ignore[union-attr]
+        wait.until(ec.text_to_be_present_in_element((By.ID, "mem-version"), "none"))
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=good]").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#teach-camera option")) == 2)
+        Select(browser.find_element(By.ID, "teach-camera")).select_by_visible_text("good")
+        frames = browser.find_element(By.ID, "teach-frames")
+        frames.clear()
+        frames.send_keys("12")
+        browser.find_element(By.ID, "teach").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#staged img")) == 12)  # shown before kept
+        assert svc.prompt_state.memories == {}  # nothing changed yet
+        browser.find_element(By.ID, "operator").send_keys("otto")
+        browser.find_element(By.ID, "keep").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "teach-message"), "is live"))
+        version = svc.prompt_state.memory_version
+        assert version and svc.prompt_state.good_images == 12
+        wait.until(ec.text_to_be_present_in_element((By.ID, "mem-version"), version))
+        mes.wait(lambda s: any((r.get("memory") or {}).get("version") == version for r in s.results()), timeout=60)
+        mes.wait(lambda s: any(r["verdict"] == "ng" and r["anomaly"] and r["snapshot"] and r["camera"] == "line"
+                               for r in s.results()), timeout=90)
+        ng = next(r for r in mes.results() if r["verdict"] == "ng" and r["anomaly"] and r["camera"] == "line")
+        assert ng["anomaly"]["score"] >= ng["anomaly"]["threshold"] and ng["anomaly"]["box"]
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=history]").click()
+        thumb = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"img[alt='{ng['snapshot']}']")))
+        wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", thumb) > 0)  # the NG evidence
+        evidence = cv2.imread(str(tmp_path / "state" / "evidence" / ng["snapshot"]))
+        hsv = cv2.cvtColor(evidence, cv2.COLOR_BGR2HSV)
+        assert (hsv[..., 1] > 120).mean() > 0.2  # the heat map is blended over the frame (the part is grey)
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=live]").click()
+        live = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#cam-line img")))
+        assert "where=1" in (live.get_attribute("src") or "")
+        _shot(browser, "where")
+        browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=good]").click()
+        browser.find_element(By.ID, "memory-rollback").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "teach-message"), "rolled back"))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "mem-version"), "none"))
+        assert svc.prompt_state.memories == {} and "ui:otto" in svc.prompts.history.entries()[0].source
+        count = len(mes.results())
+        mes.wait(lambda s: len(s.results()) > count + 2 and s.results()[-1]["memory"] is None, timeout=60)
+    mes.close()
+
+
+def _free_port() -> int:
+    from edge.mqtt.local_broker import free_port
+
+    return free_port()

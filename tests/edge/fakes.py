@@ -6,7 +6,9 @@ adapter needs nothing but the narrow interface. The real station is tested end t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,3 +86,28 @@ class FakeControl:
 
     def status(self) -> dict[str, Any]:
         return {"state": "online", "reasons": []}
+
+    def teach_stage(self, camera: str | None, frames: int, ids: Sequence[str]) -> dict[str, Any]:
+        self.calls.append(("teach_stage", (camera, frames, list(ids))))
+        return {"stage": "pending-abc", "files": [f"good{i:03d}.png" for i in range(frames)]}
+
+    def teach_keep(self, stage: str, source: str) -> PromptState:
+        self.calls.append(("teach_keep", (stage, source)))
+        return self._state
+
+    def teach(self, camera: str | None, frames: int, ids: Sequence[str], source: str) -> PromptState:
+        self.calls.append(("teach", (camera, frames, list(ids), source)))
+        return self._state
+
+    def staged_image(self, stage: str, name: str) -> Path:
+        raise ConfigError(f"teach: no image {name!r} in {stage}.")
+
+    def memory_status(self) -> dict[str, Any]:
+        return {"active": False, "version": None, "images": 0, "good": None}
+
+    def memory_rollback(self, source: str) -> PromptState:
+        self.calls.append(("memory_rollback", source))
+        return self._state
+
+    def latest_where(self, camera: str) -> Any:
+        return None

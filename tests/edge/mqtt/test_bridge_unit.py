@@ -90,3 +90,15 @@ def test_status_payloads(bridge: MqttBridge) -> None:
     assert live["state"] == "online" and live["cameras"] == {"cam1": "streaming"} and live["ts"]
     assert will["state"] == "offline" and will["ts"] is None and will["cameras"] is None and will["since"]
     assert bye["state"] == "offline" and bye["ts"] and bye["cameras"] is None
+
+
+def test_memory_verb(bridge: MqttBridge) -> None:
+    control: FakeControl = bridge.control  # type: ignore[assignment]
+    taught = run(bridge, "memory", {"id": "m1", "args": {"action": "teach", "camera": "cam1", "frames": 12,
+                                                           "requested_by": "ops"}})
+    assert taught[3] is None and taught[2]["prompt_set"] == control.prompt_state.version
+    assert control.calls[-1] == ("teach", ("cam1", 12, [], "mqtt:ops"))
+    assert run(bridge, "memory", {"args": {"action": "status"}})[2]["active"] is False
+    assert run(bridge, "memory", {"args": {"action": "rollback"}})[3] is None
+    assert "give a camera" in run(bridge, "memory", {"id": "m2", "args": {"action": "teach"}})[3]
+    assert "action" in run(bridge, "memory", {"id": "m3", "args": {"action": "forget"}})[3]
