@@ -151,6 +151,23 @@ def _row(sample: Sample, fs: FrameScores, state: PromptState, good: str) -> Row:
     return Row(sample.name, sample.truth, d.verdict, d.category, score, box, sample.box, located)
 
 
+def row_of_result(result: Any, good: str) -> Row:
+    """A published result with the simulator's truth (``./run demo``, a replayed sim line) as an evaluation row:
+    the live service and ``evaluate`` are measured alike."""
+    truth = result.truth or {}
+    box = result.anomaly.box if result.anomaly is not None else (result.tile.box if result.tile else None)
+    score = result.anomaly.score / max(result.anomaly.threshold, 1e-9) if result.anomaly else result.score
+    truth_box = tuple(truth["box"]) if truth.get("box") else None
+    defect = str(truth.get("defect", good))
+    located = None
+    if defect != good and result.verdict != "ok" and truth_box is not None and box is not None:
+        x, y, w, h = truth_box
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        located = bool(x - GROW <= cx <= x + w + GROW and y - GROW <= cy <= y + h + GROW)
+    return Row(f"{result.camera}/{result.seq}", defect, result.verdict, result.category, float(score),
+               tuple(box) if box else None, truth_box, located)  # type: ignore[arg-type]
+
+
 def evaluate(model: ZeroShotModel, state: PromptState, samples: Sequence[Sample], view: CameraConfig,
              progress: Callable[[int, int], None] | None = None, batch: int = 16) -> Evaluation:
     """Score every sample through the service's path and measure."""

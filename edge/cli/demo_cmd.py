@@ -16,15 +16,23 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+import yaml
+
 from edge.bundle import Bundle
 from edge.config import ServiceConfig, parse_config
 from edge.errors import BundleError, ConfigError
-from edge.metrics import confusion, format_confusion
+from edge.metrics import format_confusion
 from edge.results import InspectionResult
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", choices=("clip", "siglip"), default="clip", help="demo model")
+    p.add_argument("--product", default="steel-plate", help="the simulated line's product (a single-product line, "
+                   "like a real station), or 'random' for the mixed line (default %(default)s)")
+    p.add_argument("--good", type=int, default=16, help="good parts the memory is taught from before the line "
+                   "starts (0: no memory, the text alone decides; default %(default)s)")
     p.add_argument("--cameras", type=int, default=2, help="simulated cameras (default %(default)s)")
     p.add_argument("--fps", type=float, default=4.0, help="frames/s per camera (default %(default)s)")
     p.add_argument("--frames", type=int, default=40, help="parts per camera (default %(default)s)")
@@ -61,9 +69,10 @@ def demo_config(args: argparse.Namespace, bundle: Path, mqtt_port: int | None) -
     prompts = args.workdir / "prompts.yaml"
     if not prompts.exists():
         shutil.copyfile(DEMO_PROMPTS_FILE, prompts)
+    set_good(prompts, teach_good(args) if args.good else None)
     tiles = {"rows": 2, "cols": 2, "overlap": 0.25}  # the demo models see defects best in tiles (see their card)
-    cameras = [{"name": f"cam{i + 1}", "source": f"sim://line?seed={101 + i}&frames={args.frames}",
-                "fps": args.fps, "tiles": tiles} for i in range(args.cameras)]
+    cameras = [{"name": f"cam{i + 1}", "source": f"sim://line?seed={101 + i}&frames={args.frames}"
+                f"&product={args.product}", "fps": args.fps, "tiles": tiles} for i in range(args.cameras)]
     data = {"station": {"site": "demo-plant", "line": "line1", "station": "st1"}, "cameras": cameras,
             "model": {"bundle": str(bundle)}, "prompts": str(prompts),
             "results": {"jsonl": str(args.workdir / "results.jsonl")},
@@ -74,6 +83,36 @@ def demo_config(args: argparse.Namespace, bundle: Path, mqtt_port: int | None) -
 
     data["ops"] = {"http": {"port": free_port()}}  # the operator page, health and metrics, on loopback
     return parse_config(data, "demo", base=Path.cwd())
+
+
+def teach_good(args: argparse.Namespace) -> str:
+    """Good parts of the demo's product, as an operator would collect them before the line starts: frames of
+    another run of the line (seed 900) with no defect, written to WORKDIR/good."""
+    from edge.sim import LineSimulator
+
+    folder = args.workdir / "good"
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    if args.product == "random":
+        raise ConfigError("demo: a good-part memory needs a single-product line; use --product NAME or --good 0.")
+    line = LineSimulator(seed=900, product=args.product, defect_rate=0.0)
+    for i in range(args.good):
+        cv2.imwrite(str(folder / f"good{i:03d}.png"), line.frame(i).image)
+    return "good"
+
+
+def set_good(prompts: Path, good: str | None) -> None:
+    """The demo's prompt file with 'good' set (or removed); every other line the operator wrote stays."""
+    data = yaml.safe_load(prompts.read_text(encoding="utf-8"))
+    if data.get("good") == good:
+        return
+    if good is None:
+        data.pop("good", None)
+    else:
+        data["good"] = good
+    prompts.write_text("# the demo's prompt set; 'good' is set by edge-inspect demo (--good N)\n"
+                       + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 class LiveTable:
@@ -88,27 +127,30 @@ class LiveTable:
         if self.quiet:
             return
         truth = (r.truth or {}).get("defect", "-")
-        mark = "" if truth == "-" else ("  ok" if truth == r.category or (truth == "good" and r.verdict == "ok")
-                                        else "  <- miss")
-        print(f"{r.ts[11:23]} {r.camera:<5} seq {r.seq:>5}  {r.verdict:<9} {r.category:<8} {r.score:5.2f}"
+        right = (truth == "good" and r.verdict == "ok") or (truth not in ("good", "-") and r.verdict == "ng")
+        mark = "" if truth == "-" else ("  ok" if right else "  <- miss")
+        where = f" anomaly {r.anomaly.score / max(r.anomaly.threshold, 1e-9):4.2f}x" if r.anomaly else ""
+        print(f"{r.ts[11:23]} {r.camera:<5} seq {r.seq:>5}  {r.verdict:<9} {r.category:<8} {r.score:5.2f}{where}"
               f"  truth {truth:<8} {r.latency_ms:6.1f} ms{mark}", flush=True)
 
-    def summary(self, labels: list[str]) -> str:
-        rows = [r for r in self.rows if r.truth]
+    def summary(self, labels: list[str], good: str = "good") -> str:
+        """The same measures as 'edge-inspect evaluate', on what the service published."""
+        from edge.evaluate import Evaluation, measures, row_of_result
+
+        rows = [row_of_result(r, good) for r in self.rows if r.truth]
         if not rows:
             return "no results"
-        truth = [str(r.truth["defect"]) for r in rows]  # type: ignore[index]
-        top = [max(r.scores, key=lambda k: r.scores[k]) for r in rows]
-        matrix = confusion(truth, top, labels)
-        accuracy = sum(t == p for t, p in zip(truth, top)) / len(rows)
-        good = "good"
-        catch = [r.verdict != "ok" for r, t in zip(rows, truth) if t != good]
-        false_ng = [r.verdict == "ng" for r, t in zip(rows, truth) if t == good]
+        m = measures(Evaluation(rows, labels, good, None))
+
+        def pct(x: float | None) -> str:
+            return "-" if x is None else f"{100 * x:.1f} %"
+
         return "\n".join([
-            f"{len(rows)} results; top-1 category accuracy {accuracy:.3f}; defective parts not passed as ok "
-            f"{(sum(catch) / max(1, len(catch))):.3f}; good parts rejected as ng "
-            f"{(sum(false_ng) / max(1, len(false_ng))):.3f}",
-            format_confusion(matrix, labels)])
+            f"{len(rows)} results: verdict accuracy {pct(m['accuracy'])} (uncertain counts as wrong); escapes "
+            f"(defects passed as ok) {pct(m['escapes'])}; good parts rejected {pct(m['false_rejects'])}; uncertain "
+            f"{pct(m['uncertain'])}; defect type right {pct(m['type_top1'])} of detected defects; localisation "
+            f"{pct(m['localisation'])} (box centre in the true box + 16 px, of {m['located_of']})",
+            format_confusion(np.array(m["confusion"]["matrix"]), labels)])
 
 
 class MesView:
