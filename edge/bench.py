@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
+import yaml
 
 from edge.bundle import Bundle
 from edge.config import parse_config
@@ -64,20 +66,32 @@ def bare_encoder_ms(model: ZeroShotModel, batch: int, repeats: int = 10) -> floa
     return (time.perf_counter() - start) * 1000 / (repeats * batch)
 
 
+PRODUCT = "steel-plate"  # the frames the pipeline benchmark replays (and, with --memory, its good parts)
+
+
+def _write_frames(folder: Path, count: int, seed: int, defect_rate: float) -> Path:
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        line = LineSimulator(seed=seed, product=PRODUCT, defect_rate=defect_rate)
+        for i in range(count):
+            cv2.imwrite(str(folder / f"f{i:03d}.jpg"), line.frame(i).image)
+    return folder
+
+
 def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tiles: dict[str, Any] | None,
-                 workdir: Path) -> dict[str, Any]:
+                 workdir: Path, memory: bool = False) -> dict[str, Any]:
     from edge.app import build_station
 
-    frames_dir = workdir / "frames"
-    if not frames_dir.exists():
-        frames_dir.mkdir()
-        simulator = LineSimulator(seed=0)
-        for i in range(40):
-            cv2.imwrite(str(frames_dir / f"f{i:03d}.jpg"), simulator.frame(i).image)
+    frames_dir = _write_frames(workdir / "frames", 40, 0, 0.5)
+    if memory:
+        _write_frames(workdir / "good", 16, 900, 0.0)
+        data = yaml.safe_load(prompts.read_text())
+        prompts = workdir / "prompts-memory.yaml"
+        prompts.write_text(yaml.safe_dump({**data, "good": str(workdir / "good")}))
     cams = [{"name": f"cam{i}", "source": str(frames_dir), **({"tiles": tiles} if tiles else {})}
             for i in range(cameras)]
     cfg = parse_config({"cameras": cams, "model": {"bundle": str(bundle)}, "prompts": str(prompts),
-                        "state_dir": str(workdir / f"state{cameras}")}, "bench")
+                        "state_dir": str(workdir / f"state{cameras}{'-memory' if memory else ''}")}, "bench")
     with build_station(cfg) as running:
         running.run(duration=2.0)  # warm-up
         c, tally = running.counters, running.pipeline.publisher.tally
@@ -92,7 +106,7 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
         bare = bare_encoder_ms(model, batch) * crops_per_frame
     stage = {k: (after[2][k] - before[2][k]) * 1000 / frames for k in after[2]}
     overhead = (stage["preprocess"] + stage["score"]) / max(1e-9, stage["encode"])
-    return {"cameras": cameras, "crops_per_frame": crops_per_frame, "frames": frames,
+    return {"cameras": cameras, "memory": memory, "crops_per_frame": crops_per_frame, "frames": frames,
             "frames_per_s": round(frames / (after[3] - before[3]), 2), "mean_batch_crops": batch,
             "stage_ms_per_frame": {k: round(v, 3) for k, v in stage.items()},
             "bare_encoder_ms_per_frame": round(bare, 3), "overhead_vs_encode": round(overhead, 4),
@@ -100,28 +114,69 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
 
 
 def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: float,
-             tiles: dict[str, Any] | None, out: Path | None) -> dict[str, Any]:
+             tiles: dict[str, Any] | None, out: Path | None, memory: bool = False) -> dict[str, Any]:
+    """Frames/s and per-stage time per camera count; with ``memory``, each count runs again with a good-part
+    memory (16 good parts of the same product) on the same frames, so its cost is a ratio of one run."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if prompts is None:
             prompts = work / "prompts.yaml"
             prompts.write_text(FALLBACK_PROMPTS)
-        runs = [pipeline_run(bundle, prompts, n, seconds, tiles, work) for n in cameras]
+        runs = []
+        for n in cameras:
+            runs.append(pipeline_run(bundle, prompts, n, seconds, tiles, work))
+            if memory:
+                runs.append(pipeline_run(bundle, prompts, n, seconds, tiles, work, memory=True))
+                runs[-1]["vs_without_memory"] = round(runs[-1]["frames_per_s"] / max(1e-9, runs[-2]["frames_per_s"]),
+                                                      3)
     report = {"benchmark": "pipeline", "machine": machine(), "bundle": str(bundle),
               "backend": "onnxruntime", "seconds": seconds, "tiles": tiles, "runs": runs}
     return _write(report, out)
 
 
 def pipeline_table(report: dict[str, Any]) -> str:
-    head = ("| cameras | crops/frame | frames/s | preprocess ms | encode ms | score+decide ms | publish ms "
-            "(own thread) | bare encoder ms | overhead vs encode | skipped |")
-    rows = [head, "|" + "---|" * 10]
+    head = ("| cameras | memory | crops/frame | frames/s | preprocess ms | encode ms | score+decide ms | memory ms | "
+            "publish ms (own thread) | bare encoder ms | overhead vs encode | skipped |")
+    rows = [head, "|" + "---|" * 12]
     for r in report["runs"]:
         s = r["stage_ms_per_frame"]
-        rows.append(f"| {r['cameras']} | {r['crops_per_frame']} | {r['frames_per_s']} | {s['preprocess']:.2f} | "
-                    f"{s['encode']:.2f} | {s['score']:.2f} | {s['publish']:.2f} | {r['bare_encoder_ms_per_frame']:.2f} "
-                    f"| {100 * r['overhead_vs_encode']:.1f} % | {r['skipped_frames']} |")
+        mem = f"yes ({r['vs_without_memory']:.2f}x frames/s)" if r.get("memory") else "no"
+        rows.append(f"| {r['cameras']} | {mem} | {r['crops_per_frame']} | {r['frames_per_s']} | {s['preprocess']:.2f} "
+                    f"| {s['encode']:.2f} | {s['score']:.2f} | {s.get('memory', 0.0):.2f} | {s['publish']:.2f} | "
+                    f"{r['bare_encoder_ms_per_frame']:.2f} | {100 * r['overhead_vs_encode']:.1f} % | "
+                    f"{r['skipped_frames']} |")
     return "\n".join(rows) + f"\n\nmachine: {report['machine']}; per-frame times; {report['seconds']} s per run"
+
+
+def memory_bench(bundle: Path, batch: int, patches: int, iterations: int, out: Path | None) -> dict[str, Any]:
+    """The encoder alone vs the encoder plus the good-part memory's search, one batch of whole frames, with a
+    memory of ``patches`` patch tokens (16 good parts and their moved copies, coreset to that size)."""
+    from edge.config import CameraConfig
+    from edge.inspect.goodparts import build_view_memory
+    from edge.inspect.memory import MemoryParams, frame_anomalies
+
+    view = CameraConfig(name="bench", source="bench")
+    good = [LineSimulator(seed=900, product=PRODUCT, defect_rate=0.0).frame(i).image for i in range(16)]
+    frames = [LineSimulator(seed=0, product=PRODUCT).frame(i).image for i in range(batch)]
+    with ZeroShotModel(Bundle.open(bundle)) as model:
+        memory = build_view_memory(model, good, [f"g{i}" for i in range(16)], view,
+                                   MemoryParams(max_patches=patches), "bench")
+        spec = model.bundle.manifest.image
+        pixels = to_pixel_values(frames, spec)
+        model.embed_views(pixels)  # warm-up
+        encode, search = [], []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            _, tokens = model.embed_views(pixels)
+            t1 = time.perf_counter()
+            frame_anomalies(memory, tokens[:, None], [[(0, 0, 640, 480)]] * batch, [(640, 480)] * batch)  # type: ignore[index]
+            search.append(time.perf_counter() - t1)
+            encode.append(t1 - t0)
+    enc, mem = float(np.median(encode)) * 1000, float(np.median(search)) * 1000
+    report = {"benchmark": "memory", "machine": machine(), "bundle": str(bundle), "batch": batch,
+              "memory_patches": memory.patches, "encoder_ms": round(enc, 2), "memory_ms": round(mem, 2),
+              "encoder_plus_memory_vs_encoder": round((enc + mem) / enc, 3)}
+    return _write(report, out)
 
 
 def _sample_payloads(n: int) -> list[tuple[int, str, str, str]]:

@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edge.bench import encoder, encoder_table, mqtt_outbox, mqtt_table, pipeline, pipeline_table, sim
+from edge.bench import (
+    encoder,
+    encoder_table,
+    memory_bench,
+    mqtt_outbox,
+    mqtt_table,
+    pipeline,
+    pipeline_table,
+    sim,
+)
 from edge.errors import ConfigError
 
 
@@ -18,7 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pipe.add_argument("--cameras", default="1,4", help="comma list of camera counts (default %(default)s)")
     pipe.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     pipe.add_argument("--tiles", metavar="ROWSxCOLS", help="tile grid per camera, e.g. 2x2")
+    pipe.add_argument("--memory", action="store_true", help="each camera count again with a good-part memory "
+                      "(needs a bundle with patch_embeds)")
     pipe.add_argument("--json", type=Path, default=Path("bench-pipeline.json"), help="report file")
+    mem = sub.add_parser("memory", help="encoder alone vs encoder + good-part memory search, one batch")
+    mem.add_argument("--bundle", type=Path, required=True)
+    mem.add_argument("--batch", type=int, default=8)
+    mem.add_argument("--patches", type=int, default=16384, help="memory size (patch tokens)")
+    mem.add_argument("--iterations", type=int, default=10)
+    mem.add_argument("--json", type=Path, default=Path("bench-memory.json"), help="report file")
     enc = sub.add_parser("encoder", help="vision encoder image/s and p50/p99 latency per batch size")
     enc.add_argument("--bundle", type=Path, required=True)
     enc.add_argument("--batches", default="1,4,8,16")
@@ -56,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
         print(encoder_table(report))
         print(f"wrote {args.json}")
         return 0
+    if args.what == "memory":
+        report = memory_bench(args.bundle, args.batch, args.patches, args.iterations, args.json)
+        print(f"batch {report['batch']}: encoder {report['encoder_ms']} ms, memory search {report['memory_ms']} ms "
+              f"({report['memory_patches']} patches): encoder + memory = "
+              f"{report['encoder_plus_memory_vs_encoder']:.2f}x the encoder; {report['machine']}")
+        print(f"wrote {args.json}")
+        return 0
     if args.what == "sim":
         report = sim(args.url, args.frames, args.json)
         print(f"{report['frames_per_s']} frames/s ({report['ms_per_frame']} ms/frame) at "
@@ -71,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         rows, _, cols = args.tiles.partition("x")
         tiles = {"rows": int(rows), "cols": int(cols), "overlap": 0.25}
     cameras = [int(c) for c in args.cameras.split(",") if c.strip()]
-    report = pipeline(args.bundle, args.prompts, cameras, args.seconds, tiles, args.json)
+    report = pipeline(args.bundle, args.prompts, cameras, args.seconds, tiles, args.json, args.memory)
     print(pipeline_table(report))
     print(f"wrote {args.json}")
     return 0

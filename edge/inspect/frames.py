@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edge.inspect.decision import Decision, decide, decide_anomaly
-from edge.inspect.memory import MAP_SCALE, Box, FrameAnomaly, frame_anomaly, strongest_region
+from edge.inspect.memory import MAP_SCALE, Box, FrameAnomaly, frame_anomalies, strongest_region
 from edge.inspect.prompt_state import PromptState, View, camera_for, score
 from edge.inspect.tiles import Tile, crop, tiles_for
 from edge.model import ZeroShotModel
@@ -123,12 +123,20 @@ def _encode(model: ZeroShotModel, crops: list[np.ndarray], batch: int | None, cl
 
 def _locate(frames: Sequence[np.ndarray], views: Sequence[View], state: PromptState, tokens: np.ndarray,
             tiles: Sequence[list[Tile]], out: list[FrameScores]) -> None:
-    """Anomaly maps for the frames whose view has a memory."""
-    for n, (tok, image, view, ts) in enumerate(zip(per_frame(tokens, [len(t) for t in tiles]), frames, views, tiles)):
+    """Anomaly maps for the frames whose view has a memory: all frames of one view searched together."""
+    parts = per_frame(tokens, [len(t) for t in tiles])
+    groups: dict[int, list[int]] = {}
+    for n, (view, ts) in enumerate(zip(views, tiles)):
         memory = state.memory_for(view)
         if memory is not None and len(memory.tiles) == len(ts):
-            h, w = image.shape[:2]
-            out[n] = replace(out[n], anomaly=frame_anomaly(memory, tok, [t.box for t in ts], w, h))
+            groups.setdefault(id(memory), []).append(n)
+    for members in groups.values():
+        memory = state.memory_for(views[members[0]])
+        assert memory is not None
+        found = frame_anomalies(memory, np.stack([parts[n] for n in members]), [[t.box for t in tiles[n]]
+                                for n in members], [(frames[n].shape[1], frames[n].shape[0]) for n in members])
+        for n, anomaly in zip(members, found):
+            out[n] = replace(out[n], anomaly=anomaly)
 
 
 def text_heat(fs: FrameScores, state: PromptState, width: int, height: int) -> np.ndarray:

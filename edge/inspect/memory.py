@@ -137,7 +137,7 @@ class TileMemory:
     def _global(self, q: np.ndarray, exclude: int | None) -> np.ndarray:
         n, p, d = q.shape
         flat = q.reshape(-1, d)
-        norms = (self.entries**2).sum(axis=1)
+        norms = self.norms
         best = np.empty(len(flat), np.float32)
         for i in range(0, len(flat), 2048):  # one matrix multiply per chunk: |m|^2 - 2 q.m (+ |q|^2 below)
             part = norms[None, :] - 2 * (flat[i : i + 2048] @ self.entries.T)
@@ -147,11 +147,20 @@ class TileMemory:
         best += (flat**2).sum(axis=1)
         return np.sqrt(np.maximum(best, 0)).reshape(n, p)
 
+    @property
+    def norms(self) -> np.ndarray:
+        """|m|^2 of every entry, computed once."""
+        cached: np.ndarray | None = self.__dict__.get("_norms")
+        if cached is None:
+            cached = (self.entries**2).sum(axis=-1)
+            self.__dict__["_norms"] = cached
+        return cached
+
     def _local(self, q: np.ndarray, exclude: int | None) -> np.ndarray:
         gy, gx = self.grid
         n, _, d = q.shape
-        qg = q.reshape(n, gy, gx, d).transpose(1, 2, 0, 3)  # [Py, Px, N, D]
-        norms = (self.entries**2).sum(axis=3)  # [Py, Px, M]
+        qg = np.ascontiguousarray(q.reshape(n, gy, gx, d).transpose(1, 2, 0, 3))  # [Py, Px, N, D]
+        norms = self.norms  # [Py, Px, M]
         best = np.full((gy, gx, n), np.inf, np.float32)
         r = self.radius or 0
         for dy in range(-r, r + 1):
@@ -254,11 +263,22 @@ MAP_SCALE = 8  # the frame map is 1/8 of the frame's side
 def frame_anomaly(memory: ViewMemory, tokens: np.ndarray, boxes: Sequence[Box], width: int, height: int
                   ) -> FrameAnomaly:
     """One frame: its crops' tokens [T, P, Dp] and boxes -> fused map, score and box."""
+    return frame_anomalies(memory, tokens[None], [boxes], [(width, height)])[0]
+
+
+def frame_anomalies(memory: ViewMemory, tokens: np.ndarray, boxes: Sequence[Sequence[Box]],
+                    sizes: Sequence[tuple[int, int]]) -> list[FrameAnomaly]:
+    """Several frames of one view at once (tokens [F, T, P, Dp]): one search per tile for all of them."""
+    distances = [tile.distances(tokens[:, t]) for t, tile in enumerate(memory.tiles)]  # T x [F, P]
+    return [_fuse(memory, [d[f] for d in distances], boxes[f], *sizes[f]) for f in range(len(tokens))]
+
+
+def _fuse(memory: ViewMemory, distances: list[np.ndarray], boxes: Sequence[Box], width: int, height: int
+          ) -> FrameAnomaly:
     mh, mw = max(1, height // MAP_SCALE), max(1, width // MAP_SCALE)
     heat = np.zeros((mh, mw), np.float32)
     best = (0.0, 0.0, 1.0)  # ratio, score, threshold
-    for t, (tile, box) in enumerate(zip(memory.tiles, boxes)):
-        d = tile.distances(tokens[t][None])[0]  # [P]
+    for tile, box, d in zip(memory.tiles, boxes, distances):
         ratio = d / tile.threshold
         if float(ratio.max()) > best[0]:
             best = (float(ratio.max()), float(d.max()), tile.threshold)
