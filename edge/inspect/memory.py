@@ -224,7 +224,8 @@ class ViewMemory:
         return sum(t.size for t in self.tiles)
 
 
-def set_thresholds(tiles: list[TileMemory], originals: Sequence[np.ndarray], margin: float) -> list[float]:
+def set_thresholds(tiles: list[TileMemory], originals: Sequence[np.ndarray], margin: float
+                   ) -> tuple[list[float], list[float]]:
     """Leave-one-out thresholds: each original good image (all tiles' tokens [T][P, Dp]) is scored without its
     own tokens, as a new part would be.
 
@@ -234,16 +235,20 @@ def set_thresholds(tiles: list[TileMemory], originals: Sequence[np.ndarray], mar
     The frame threshold is the larger of the worst good frame score and their mean + 3.5 standard
     deviations (the worst of 16 is a noisy estimate of the tail: measured on four products, new
     good parts' 99th percentile was 0.80-1.19 times it, and the mean + 3.5 sd tracked it), times
-    ``margin``; each tile's threshold is its scale times it. Returns each good image's frame score in
-    threshold units."""
-    per_tile = np.array([[float(t.distances(tokens[i][None], exclude=idx).max()) for idx, tokens in
-                          enumerate(originals)] for i, t in enumerate(tiles)])  # [T, N]
+    ``margin``; each tile's threshold is its scale times it.
+
+    Returns each good image's frame score in threshold units, and its mean patch distance relative to the
+    median image's (an image of another product differs everywhere, not in one spot: see goodparts)."""
+    found = [[t.distances(tokens[i][None], exclude=idx)[0] for idx, tokens in enumerate(originals)]
+             for i, t in enumerate(tiles)]  # [T][N] -> [P] distances
+    per_tile = np.array([[float(d.max()) for d in row] for row in found])  # [T, N]
+    means = np.array([[float(d.mean()) for d in row] for row in found]).mean(axis=0)  # [N]
     scale = np.maximum(np.median(per_tile, axis=1), 1e-6)  # [T]
     frame = (per_tile / scale[:, None]).max(axis=0)  # [N] each good image's frame score
     limit = max(float(frame.max()), float(frame.mean() + TAIL_SD * frame.std())) * margin
     for t, s in zip(tiles, scale):
         t.threshold = float(s) * limit
-    return [float(f) / limit for f in frame]
+    return [float(f) / limit for f in frame], [float(m) for m in means / max(float(np.median(means)), 1e-9)]
 
 
 @dataclass

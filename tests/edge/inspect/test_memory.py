@@ -77,7 +77,8 @@ def test_thresholds_come_from_the_good_images_and_a_good_part_stays_under() -> N
     good = [_tokens(1, s)[0][None].repeat(2, 0) for s in range(12)]  # [T=2][P, D] per image
     tiles = [tile_memory(np.stack([g[t] for g in good]), np.arange(12), GRID, MemoryParams(dim=None))
              for t in range(2)]
-    loo = set_thresholds(tiles, good, margin=1.0)
+    loo, typical = set_thresholds(tiles, good, margin=1.0)
+    assert 0.5 < min(typical) <= 1.0 <= max(typical) < 2.0  # relative to the median image
     assert 0.5 < max(loo) <= 1.0 and min(loo) > 0.2  # the worst good part is under the threshold
     spread = np.array(loo)
     assert max(loo) == pytest.approx(1.0) or spread.mean() + 3.5 * spread.std() == pytest.approx(1.0, abs=1e-6)
