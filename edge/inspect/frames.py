@@ -101,6 +101,10 @@ def zoom_box(box: Box, width: int, height: int) -> Box:
     return x0, y0, cw, ch
 
 
+def _area(box: Box) -> int:
+    return box[2] * box[3]
+
+
 def _encode(model: ZeroShotModel, crops: list[np.ndarray], batch: int | None, clock: dict[str, float]
             ) -> tuple[np.ndarray, np.ndarray | None]:
     spec = model.bundle.manifest.image
@@ -164,9 +168,13 @@ def _regions(frames: Sequence[np.ndarray], state: PromptState, out: list[FrameSc
         region = None
         if fs.anomaly is not None:
             region = fs.anomaly.box if fs.anomaly.ratio >= band else None
-        elif len(fs.tiles) > 1 and fs.decide(state).verdict != "ok":
-            heat = text_heat(fs, state, frames[n].shape[1], frames[n].shape[0])
+        elif len(fs.tiles) > 1 and (decision := fs.decide(state)).verdict != "ok":
+            h, w = frames[n].shape[:2]
+            heat = text_heat(fs, state, w, h)
             region = strongest_region(heat - heat.min())
+            tile = fs.best_tile(decision.category)
+            if region is not None and tile is not None and _area(zoom_box(region, w, h)) >= _area(tile.box):
+                region = None  # the tile that decided is already as close a view as the zoomed crop would be
         if region is not None:
             out[n] = replace(fs, region=region)
             todo.append(n)

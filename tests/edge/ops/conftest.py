@@ -32,6 +32,7 @@ class HangingEncoder:
     def __init__(self, path: Path) -> None:
         self._inner = OrtImageEncoder(path)
         self.name, self.precision, self.max_batch = "onnxruntime", "fp32", self._inner.max_batch
+        self.has_patches = self._inner.has_patches
         self._hang = threading.Event()
         self._release = threading.Event()
         self.hanging = threading.Event()
@@ -42,11 +43,18 @@ class HangingEncoder:
     def release(self) -> None:
         self._release.set()
 
-    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+    def _maybe_hang(self) -> None:
         if self._hang.is_set():
             self.hanging.set()
             self._release.wait(60)
+
+    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+        self._maybe_hang()
         return self._inner.encode_images(pixel_values)
+
+    def encode_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        self._maybe_hang()
+        return self._inner.encode_views(pixel_values)
 
     def close(self) -> None:
         self._release.set()
