@@ -64,3 +64,24 @@ class PublishError(EdgeInspectError):
     """A result cannot be published or stored for publishing."""
 
     exit_code = 9
+
+
+class MissingExtraError(EdgeInspectError):
+    """A command needs an optional part of the install (an extra) that this machine lacks."""
+
+    exit_code = 10
+
+
+# top-level module -> the extra of pyproject.toml that brings it
+EXTRA_OF = {"torch": "export", "transformers": "export", "safetensors": "export", "onnxscript": "export",
+            "onnx": "export", "tensorrt": "tensorrt", "pycuda": "tensorrt"}
+
+
+def missing_extra(err: ImportError) -> MissingExtraError | None:
+    """The one-line error for an import that an extra would satisfy; None for any other import error (a bug)."""
+    top = (err.name or "").split(".")[0]
+    extra = EXTRA_OF.get(top)
+    if extra is None:
+        return None
+    return MissingExtraError(f"{top} is not installed; this command needs the '{extra}' extra: "
+                             f"pip install -c constraints.txt 'edge-inspect[{extra}]' (or use ./run on a workstation).")

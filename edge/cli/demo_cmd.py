@@ -1,8 +1,8 @@
 """``edge-inspect demo``: the whole service on the simulated line with a demo model.
 
-Exports the committed demo checkpoint to a bundle (once), runs the service on simulated
-cameras, prints a live table of verdicts and, at the end, the confusion matrix against the
-simulator's ground truth. The prompt file it uses can be edited while it runs.
+Uses the demo model's bundle shipped with the package (exported from the committed weights; a
+test keeps the two in step), runs the service on simulated cameras, prints a live table of
+verdicts and, at the end, the confusion matrix against the simulator's ground truth. The prompt file it uses can be edited while it runs.
 """
 
 from __future__ import annotations
@@ -42,24 +42,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def demo_bundle(family: str, workdir: Path) -> Path:
-    """The demo model's bundle, exported on first use (and again if the weights changed)."""
-    try:
-        from export.checkpoint import weights_hash
-        from export.demo_models import recipe
-    except ImportError as err:
-        raise ConfigError(f"the demo exports its model and needs the export extra ({err.name} is "
-                          "missing): pip install 'edge-inspect[export]', or use ./run demo.") from err
-    checkpoint = recipe.folder(family)
-    out = workdir / "bundles" / f"demo-{family}"
-    try:
-        if Bundle.open(out).manifest.source.weights_sha256 == weights_hash(checkpoint):
-            return out
-    except BundleError:
-        pass
-    from export.bundle_export import ExportOptions, bundle_from_checkpoint
+    """The demo model's bundle: the one shipped beside its weights (so that the device install, with no torch,
+    runs the demo), else one exported into the workdir on first use (and again when the weights change)."""
+    from export.checkpoint import weights_hash
+    from export.demo_models import recipe
 
-    print(f"exporting demo-{family} to {out} (first run only) ...", file=sys.stderr)
-    bundle_from_checkpoint(str(checkpoint), out, ExportOptions(force=True, name=f"demo-{family}"))
+    want = weights_hash(recipe.folder(family))
+    shipped = recipe.bundle_folder(family)
+    out = workdir / "bundles" / f"demo-{family}"
+    for candidate in (shipped, out):
+        try:
+            if Bundle.open(candidate).manifest.source.weights_sha256 == want:
+                return candidate
+        except BundleError:
+            pass
+    try:
+        from export.bundle_export import ExportOptions, bundle_from_checkpoint
+    except ImportError as err:
+        raise ConfigError(f"demo: the shipped bundle {shipped} is missing or does not match the demo-{family} "
+                          f"weights, and exporting it needs the export extra ({err.name} is missing): "
+                          "pip install -c constraints.txt 'edge-inspect[export]', or reinstall edge-inspect.") from err
+    print(f"exporting demo-{family} to {out} (the shipped bundle does not match its weights) ...", file=sys.stderr)
+    bundle_from_checkpoint(str(recipe.folder(family)), out, ExportOptions(force=True, name=f"demo-{family}"))
     return out
 
 

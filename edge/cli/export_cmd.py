@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from edge.contract import DEFAULT_OPSET
-from edge.errors import ExportError
+from edge.errors import missing_extra
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,13 +25,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    try:  # every module of the extra first: one line, before any progress, on an install without it
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
         from export.bundle_export import ExportOptions, bundle_from_checkpoint
     except ImportError as err:
-        raise ExportError(
-            f"export needs torch, transformers and onnx ({err.name} is missing); install them "
-            "with: pip install 'edge-inspect[export]'"
-        ) from err
+        missing = missing_extra(err)
+        if missing is None:
+            raise
+        raise missing from err
     opt = ExportOptions(opset=args.opset, resize=args.resize, name=args.name, force=args.force,
                         patch_layers=args.patch_layers)
     manifest = bundle_from_checkpoint(args.model, args.out, opt, quiet=args.quiet)

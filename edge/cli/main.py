@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.errors import EdgeInspectError
+from edge.errors import EdgeInspectError, missing_extra
 
 # subcommand -> module under edge.cli that defines add_arguments(parser) and run(args)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -73,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = _module(args._module).run(args)
         return code
+    except ImportError as err:  # an extra that this install lacks (the device install has no torch), named in one line
+        missing = missing_extra(err)
+        if missing is None or args.debug:
+            raise
+        print(f"edge-inspect {args.command}: error: {missing}", file=sys.stderr)
+        return missing.exit_code
     except EdgeInspectError as err:
         if args.debug:
             raise

@@ -34,6 +34,13 @@ def folder(family: str) -> Path:
     return HERE / f"demo-{family}"
 
 
+def bundle_folder(family: str) -> Path:
+    """The exported bundle shipped beside the weights: the demo runs on the device install (no torch) from it.
+    Re-export after training: edge-inspect export export/demo_models/demo-F --out export/demo_models/bundles/demo-F
+    --name demo-F --force (tests/export/test_demo_models.py checks that it matches the weights)."""
+    return HERE / "bundles" / f"demo-{family}"
+
+
 def image_spec(family: str) -> ImageSpec:
     """Squash, not crop: the whole frame is seen, and defects at its border with it."""
     mean, std = (CLIP_MEAN, CLIP_STD) if family == "clip" else ((0.5,) * 3, (0.5,) * 3)

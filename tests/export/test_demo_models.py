@@ -12,6 +12,7 @@ import pytest
 from edge.bundle import Bundle
 from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
+from edge.preprocess import to_pixel_values
 from edge.prompts import PromptSet
 from export.captions import DEMO_PROMPTS
 from export.demo_models import recipe
@@ -40,6 +41,31 @@ def test_weights_are_small_and_reproducible_from_the_repo(family: str) -> None:
     assert 0 < size < 20e6
     log = json.loads((folder / "training_log.json").read_text())
     assert log["steps"] == recipe.STEPS and log["train_seconds"] < 30 * 60
+
+
+@pytest.mark.parametrize("family", recipe.FAMILIES)
+def test_the_shipped_bundle_is_the_export_of_the_weights(family: str, demo_bundles: dict[str, Path]) -> None:
+    """The demo runs from the bundle shipped beside the weights (the device install cannot export): it must be
+    what exporting the committed weights gives today (same manifest; same outputs, to float noise, since
+    another CPU or torch may write other bytes)."""
+    from export.checkpoint import weights_hash
+
+    shipped, fresh = Bundle.open(recipe.bundle_folder(family)), Bundle.open(demo_bundles[family])
+    assert shipped.manifest.source.weights_sha256 == weights_hash(recipe.folder(family)), (
+        f"re-export the shipped bundle: {recipe.bundle_folder.__doc__}")
+    assert shipped.manifest.model_dump(exclude={"files", "source"}) == fresh.manifest.model_dump(
+        exclude={"files", "source"})
+    assert shipped.manifest.files["tokenizer"].sha256 == fresh.manifest.files["tokenizer"].sha256
+    frames = raw_frames(recipe.HOLDOUT, 4)[0]
+    prompts = PromptSet.model_validate(DEMO_PROMPTS)
+    outputs = []
+    for bundle in (shipped, fresh):
+        with ZeroShotModel(bundle) as model:
+            image, patches = model.embed_views(to_pixel_values(frames, model.bundle.manifest.image))
+            outputs.append((image, patches, text_embeddings(model, prompts)))
+    for a, b in zip(*outputs):
+        assert a is not None and b is not None and a.shape == b.shape
+        assert np.abs(a - b).max() < 1e-4
 
 
 @pytest.mark.parametrize("family", recipe.FAMILIES)
