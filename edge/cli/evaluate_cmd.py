@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edge.cli.views import camera_view
 from edge.errors import ConfigError
 
 
@@ -28,23 +29,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def _view(tiles: str | None, windows: str | None) -> object:
-    from edge.config import CameraConfig, TileConfig
-
-    if not tiles:
-        if windows:
-            raise ConfigError("--windows needs --tiles (the first grid), e.g. --tiles 2x2 --windows 3.")
-        return CameraConfig(name="evaluate", source="evaluate")
-    rows, _, cols = tiles.lower().partition("x")
-    if not (rows.isdigit() and cols.isdigit()):
-        raise ConfigError(f"--tiles {tiles}: expected ROWSxCOLS, e.g. 2x2.")
-    sizes = [w.strip() for w in (windows or "").split(",") if w.strip()]
-    if any(not w.isdigit() for w in sizes):
-        raise ConfigError(f"--windows {windows}: expected grid sizes like 3 or 3,4.")
-    return CameraConfig(name="evaluate", source="evaluate", tiles=TileConfig(
-        rows=int(rows), cols=int(cols), overlap=0.25, windows=[int(w) for w in sizes]))
-
-
 def run(args: argparse.Namespace) -> int:
     from edge.bundle import Bundle
     from edge.evaluate import evaluate, good_frames_of, labelled_folder, simulated, write_report
@@ -53,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.prompts import load_prompt_set
 
     prompts = load_prompt_set(args.prompts)
-    view = _view(args.tiles, args.windows)
+    view = camera_view("evaluate", args.tiles, args.windows)
     with tempfile.TemporaryDirectory() as tmp, ZeroShotModel(Bundle.open(args.bundle), precision=args.precision) \
             as model:
         roots: tuple[Path, ...] = ()

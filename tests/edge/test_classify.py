@@ -88,3 +88,43 @@ def test_no_labels(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
     image = _write_images(tmp_path, 1)[0]
     line = one_line_error(run_cli("classify", "--bundle", str(tiny_bundles["clip"]), str(image), expect=2))
     assert "--label" in line
+
+
+def test_classify_with_good_parts_says_how_odd_each_image_is_and_where(tmp_path: Path) -> None:
+    """--good: the good-part memory at work in one command, on the shipped demo bundle (the service's functions)."""
+    from edge.sim import LineSimulator
+    from export.demo_models import recipe
+
+    good = tmp_path / "good"
+    good.mkdir()
+    line = LineSimulator(seed=5000, product="steel-plate", defect_rate=0.0)
+    for i in range(12):
+        cv2.imwrite(str(good / f"good{i:02d}.png"), line.frame(i).image)
+    new_good = LineSimulator(seed=6000, product="steel-plate", defect_rate=0.0).frame(0)
+    defects = LineSimulator(seed=6001, product="steel-plate", defect_rate=1.0, hard_fraction=0.0)
+    clear = [f for f in (defects.frame(i) for i in range(40)) if f.truth.severity >= 0.6][:3]  # plain to see
+    frames = [new_good, *clear]
+    paths = []
+    for i, f in enumerate(frames):
+        paths.append(tmp_path / f"frame{i}.png")
+        cv2.imwrite(str(paths[-1]), f.image)
+    bundle = str(recipe.bundle_folder("clip"))
+    out = run_cli("classify", "--bundle", bundle, "--label", LABELS[0], "--label", LABELS[1], "--good", str(good),
+                  "--tiles", "2x2", *map(str, paths)).out
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["image"] for line in lines] == list(map(str, paths))
+    ratios = [line["anomaly"]["score"] / line["anomaly"]["threshold"] for line in lines]
+    assert all(r > 0 for r in ratios)
+    worst = 1 + int(np.argmax(ratios[1:]))
+    assert ratios[worst] > 1.0 > ratios[0]  # the plainest defect is over the threshold, a new good part under it
+    (x, y, w, h), (tx, ty, tw, th) = lines[worst]["anomaly"]["box"], frames[worst].truth.box
+    assert tx - 16 <= x + w / 2 <= tx + tw + 16 and ty - 16 <= y + h / 2 <= ty + th + 16  # and boxed (image pixels)
+
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), cv2.resize(frames[1].image, (320, 240)))
+    err = one_line_error(run_cli("classify", "--bundle", bundle, "--label", "a", "--label", "b", "--good", str(good),
+                                 str(small), expect=2))
+    assert "not the size of the good images" in err
+    err = one_line_error(run_cli("classify", "--bundle", bundle, "--label", "a", "--label", "b", "--tiles", "2x2",
+                                 str(small), expect=2))
+    assert "--good" in err
