@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -220,7 +221,8 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
 
 
 def folder_pairs(folder: Path, spec: ImageSpec) -> PairData:
-    """Images + ``captions.jsonl`` ({"image", "caption", optional "label"}) from a folder."""
+    """Images + ``captions.jsonl`` ({"image", "caption", optional "label" and "mask"}) from a folder; a mask is a
+    greyscale image, white where the defect is, for the dense objective."""
     index = folder / "captions.jsonl"
     if not folder.is_dir() or not index.is_file():
         raise ConfigError(
@@ -238,7 +240,24 @@ def folder_pairs(folder: Path, spec: ImageSpec) -> PairData:
     bad = [r["image"] for r in rows if Path(r["image"]).suffix.lower() not in IMAGE_SUFFIXES]
     if bad:
         raise ConfigError(f"{index}: '{bad[0]}' is not an image file name; use PNG or JPEG files.")
-    images = np.stack([resize_for_model(load_image(folder / r["image"]), spec) for r in rows])
+    frames = [load_image(folder / r["image"]) for r in rows]
+    images = np.stack([resize_for_model(f, spec) for f in frames])
     captions = [str(r["caption"]) for r in rows]
     labels = [str(r.get("label", r["caption"])) for r in rows]
-    return PairData(images=images, labels=labels, caption=lambda i, _rng: captions[i])
+    masks = None
+    if any(r.get("mask") for r in rows):  # the dense objective's regions (edge-inspect sim --out writes them)
+        masks = np.stack([_mask(folder, r, f.shape[:2], spec) for r, f in zip(rows, frames)])
+    return PairData(images=images, labels=labels, caption=lambda i, _rng: captions[i], masks=masks)
+
+
+def _mask(folder: Path, row: dict[str, Any], shape: tuple[int, ...], spec: ImageSpec) -> np.ndarray:
+    from export.sim_data import mask_for_model
+
+    if not row.get("mask"):
+        return mask_for_model(None, (0, 0, shape[1], shape[0]), spec)
+    path = folder / str(row["mask"])
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None or mask.shape != shape:
+        raise ConfigError(f"{path}: the mask of {row['image']} is {'unreadable' if mask is None else 'another size'}; "
+                          "a mask is a greyscale image of the same size, white where the defect is.")
+    return mask_for_model(mask > 127, (0, 0, shape[1], shape[0]), spec)

@@ -19,14 +19,15 @@ from export.captions import DEMO_PROMPTS, caption_corpus, caption_for
 from export.checkpoint import load_checkpoint
 from export.checkpoint_build import model_config, preprocessor_config, save_checkpoint, train_tokenizer
 from export.finetune import PairData, TrainConfig, folder_pairs, train, zero_shot_eval
-from export.sim_data import render_frames
+from export.sim_data import render_frames, render_views
 
 
-def _sim_pairs(url: str, count: int, spec: ImageSpec) -> tuple[PairData, list[Any]]:
-    images, truths = render_frames(parse_sim_url(url), count, spec)
+def _sim_pairs(url: str, count: int, spec: ImageSpec, zoom: tuple[float, float]) -> tuple[PairData, list[Any]]:
+    images, truths, masks = render_views(parse_sim_url(url), count, spec, zoom)
     from export.demo_models.train import pair_label
 
-    return PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng)), truths
+    return PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
+                    masks=masks), truths
 
 
 def _fresh(family: Family, truths: list[Any], captions: list[str]) -> tuple[Any, Any, ImageSpec]:
@@ -53,11 +54,14 @@ def finetune_from_args(args: argparse.Namespace) -> Path:
 
         spec = recipe.image_spec(family)
     if args.data.startswith("sim://"):
-        data, truths = _sim_pairs(args.data, args.frames, spec)
+        data, truths = _sim_pairs(args.data, args.frames, spec, args.zoom)
         corpus = caption_corpus(truths, 4, args.seed)
     else:
         data = folder_pairs(Path(args.data), spec)
         corpus = [data.caption(i, None) for i in range(len(data.images))]  # type: ignore[arg-type]
+    if args.dense_weight > 0 and (data.masks is None or not data.masks.any()):
+        raise ConfigError(f"--dense-weight: {args.data} has no defect masks; add a 'mask' (an image, white where the "
+                          "defect is) to the lines of captions.jsonl, or train with --dense-weight 0.")
     if len(data.images) < 2:
         raise ConfigError(f"{args.data}: {len(data.images)} image(s); contrastive training needs at least 2.")
     if not args.checkpoint:
@@ -70,7 +74,8 @@ def finetune_from_args(args: argparse.Namespace) -> Path:
         evaluate = lambda: zero_shot_eval(model, family, tok, context, spec, prompts,  # noqa: E731
                                           hold_images, [t.defect for t in hold_truths])
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
-                      seed=args.seed, eval_every=args.eval_every)
+                      seed=args.seed, eval_every=args.eval_every, dense_weight=args.dense_weight,
+                      good_label=args.good_label)
     train(model, family, tok, spec, data, cfg, evaluate, log=lambda s: print(s, file=sys.stderr, flush=True))
     if args.checkpoint:  # keep the checkpoint's own image processor
         processor = json.loads((ckpt.folder / "preprocessor_config.json").read_text(encoding="utf-8"))

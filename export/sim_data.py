@@ -93,6 +93,30 @@ def render_groups(params: SimParams, parts: int, spec: ImageSpec, workers: int =
     return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]], np.concatenate([p[2] for p in out])
 
 
+def _render_views(params: SimParams, spec: ImageSpec, start: int, stop: int, zoom: tuple[float, float]
+                  ) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
+    sim = simulator(params)
+    images, truths, masks = [], [], []
+    for index in range(start, stop):
+        frame = sim.frame(index)
+        x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, np.random.default_rng([params.seed, index]), zoom)
+        images.append(resize_for_model(frame.image[y : y + ch, x : x + cw], spec))
+        masks.append(mask_for_model(frame.mask, (x, y, cw, ch), spec))
+        truths.append(frame.truth)
+    return np.stack(images), truths, np.stack(masks)
+
+
+def render_views(params: SimParams, count: int, spec: ImageSpec, zoom: tuple[float, float] = (1.0, 1.0),
+                 workers: int = 2) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
+    """``count`` frames of the line as training views (zoomed by ``zoom`` around the defect, 1 = the whole frame),
+    with each view's defect mask: (images [N, S, S, 3], truths, masks [N, S, S] uint8 coverage)."""
+    bounds = np.linspace(params.start, params.start + count, workers + 1).astype(int)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        out = list(pool.map(_render_views, [params] * workers, [spec] * workers, bounds[:-1].tolist(),
+                            bounds[1:].tolist(), [zoom] * workers))
+    return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]], np.concatenate([p[2] for p in out])
+
+
 def render_frames(params: SimParams, count: int, spec: ImageSpec, workers: int = 2
                   ) -> tuple[np.ndarray, list[SimTruth]]:
     """``count`` frames from ``params.start`` on, resized for the model: ([N, S, S, 3], truths)."""

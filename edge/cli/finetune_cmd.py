@@ -27,6 +27,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dense-weight", type=float, default=0.0, metavar="W",
+                   help="also align each patch token with its region's label (the defect's where its mask covers "
+                   "it, --good-label elsewhere), weighted W against the image loss; needs masks: sim:// data has "
+                   "them, a folder gives them as a 'mask' file per line of captions.jsonl (0.5 trained the demo models)")
+    p.add_argument("--good-label", default="good", help="the label of patches outside every mask (default %(default)s)")
+    p.add_argument("--zoom", default="1,1", metavar="MIN,MAX",
+                   help="sim:// data: views zoomed 1x (the whole frame) to MAX x around the defect, as tiles and "
+                   "zoomed crops show it (the demo models: 1,6; default %(default)s)")
+
+
+def zoom_range(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition(",")
+    try:
+        zoom = (float(lo), float(hi or lo))
+    except ValueError:
+        zoom = (0.0, 0.0)
+    if not 1.0 <= zoom[0] <= zoom[1] <= 16.0:
+        raise ConfigError(f"--zoom {text}: expected MIN,MAX with 1 <= MIN <= MAX <= 16, e.g. 1,6.")
+    return zoom
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,5 +56,8 @@ def run(args: argparse.Namespace) -> int:
                           "pip install 'edge-inspect[export]'") from err
     if args.steps < 1 or args.batch < 2:
         raise ConfigError("--steps must be >= 1 and --batch >= 2 (a contrastive batch needs pairs).")
+    if args.dense_weight < 0:
+        raise ConfigError(f"--dense-weight {args.dense_weight}: must be >= 0 (0 turns the patch objective off).")
+    args.zoom = zoom_range(args.zoom)
     finetune_from_args(args)
     return 0

@@ -90,6 +90,37 @@ def test_finetune_cli_trains_and_saves_a_loadable_checkpoint(tiny_checkpoints: d
     run_cli("export", str(tmp_path / "tuned"), "--out", str(tmp_path / "bundle"), "--quiet")
 
 
+def test_finetune_dense_objective_uses_the_masks_of_a_folder(tiny_checkpoints: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """--dense-weight: patches are aligned with their region's label, from the masks that 'sim --out' writes."""
+    data = tmp_path / "data"
+    run_cli("sim", "sim://line?seed=3&defect_rate=1&size=96x72", "--out", str(data), "--frames", "6")
+    rows = [json.loads(line) for line in (data / "truth.jsonl").read_text().splitlines()]
+    assert all(r["mask"] for r in rows)
+    (data / "captions.jsonl").write_text("".join(json.dumps({"image": r["image"], "caption": f"a {r['defect']} part",
+                                                             "label": r["defect"], "mask": r["mask"]}) + "\n"
+                                                 for r in rows))
+
+    def first_loss(*extra: str) -> float:
+        out = run_cli("finetune", "--from", str(tiny_checkpoints["clip"]), "--data", str(data), "--out",
+                      str(tmp_path / "tuned"), "--steps", "1", "--batch", "4", *extra).err
+        return float(json.loads(next(ln for ln in out.splitlines() if ln.startswith("{")))["loss"])
+
+    plain, dense = first_loss(), first_loss("--dense-weight", "1")
+    assert dense > plain  # the same first batch and weights: the patch term is added to the image loss
+
+    for r in rows:
+        r.pop("mask")
+    (data / "captions.jsonl").write_text("".join(json.dumps({"image": r["image"], "caption": "a part"}) + "\n"
+                                                 for r in rows))
+    line = one_line_error(run_cli("finetune", "--from", str(tiny_checkpoints["clip"]), "--data", str(data), "--out",
+                                  str(tmp_path / "o"), "--dense-weight", "0.5", expect=2))
+    assert "no defect masks" in line
+    line = one_line_error(run_cli("finetune", "--init", "clip", "--data", str(data), "--out", str(tmp_path / "o"),
+                                  "--zoom", "0,2", expect=2))
+    assert "--zoom" in line
+
+
 def test_finetune_cli_errors(tmp_path: Path) -> None:
     line = one_line_error(run_cli("finetune", "--init", "clip", "--data", str(tmp_path / "empty"),
                                   "--out", str(tmp_path / "o"), expect=2))
