@@ -25,6 +25,7 @@ from calibration.gate import (
     DEFAULTS,
     Comparison,
     Thresholds,
+    Views,
     check_sample,
     compare,
     cosines,
@@ -69,13 +70,15 @@ class CalibrateOptions(BaseModel):
     headroom: float = Field(default=fp16_mod.DEFAULT_HEADROOM, ge=1)
     min_cosine: float | None = Field(default=None, gt=0, le=1)
     min_agreement: float | None = Field(default=None, ge=0, le=1)
+    min_patch_cosine: float | None = Field(default=None, ge=0, le=1)
     force: bool = False
 
     @property
     def thresholds(self) -> Thresholds:
         d = DEFAULTS[self.precision]
         return Thresholds(self.min_cosine if self.min_cosine is not None else d.min_cosine,
-                          self.min_agreement if self.min_agreement is not None else d.min_agreement)
+                          self.min_agreement if self.min_agreement is not None else d.min_agreement,
+                          self.min_patch_cosine if self.min_patch_cosine is not None else d.min_patch_cosine)
 
 
 @dataclass
@@ -120,14 +123,14 @@ def calibrate(root: Path, opts: CalibrateOptions, quiet: bool = False) -> Outcom
     try:
         with ZeroShotModel(bundle) as fp32:
             with steps.step("FP32 reference embeddings of the hold-out set"):
-                ref_image = fp32.embed_pixels(data.holdout)
+                ref = encode(bundle.path("vision"), data.holdout)
                 ref_text = text_embeddings(fp32, prompts)
             if opts.precision == "fp16":
-                outcome = _fp16(bundle, fp32, opts, data, prompts, ref_image, ref_text, work, steps)
+                outcome = _fp16(bundle, fp32, opts, data, prompts, ref, ref_text, work, steps)
             elif opts.target == "cpu":
-                outcome = _cpu_int8(bundle, fp32, opts, data, prompts, ref_image, ref_text, work, steps)
+                outcome = _cpu_int8(bundle, fp32, opts, data, prompts, ref, ref_text, work, steps)
             else:
-                outcome = _int8(bundle, opts, data, prompts, ref_image, ref_text, work, steps)
+                outcome = _int8(bundle, opts, data, prompts, ref, ref_text, work, steps)
         outcome.thumbnails = data.thumbnails
         _require_gate(outcome, opts)
         with steps.step("writing artifacts and report into the bundle"):
@@ -167,7 +170,7 @@ def _ort_version() -> str:
 
 
 def _fp16(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: CalibrationData, prompts: PromptSet,
-          ref_image: np.ndarray, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
+          ref: Views, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
     texts = [t for c in prompts.categories for t in prompts.texts(c)]
     ids, mask = fp32.tokenizer(texts)
     towers = {"vision": _feeds(data.calibration), "text": [{"input_ids": ids, "attention_mask": mask}]}
@@ -186,10 +189,9 @@ def _fp16(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: Cal
             steps.info(f"{tower}: largest activation {p.largest_activation:.4g}, {len(p.kept)} nodes kept in fp32")
     with steps.step("gate: FP16 vs FP32 on the hold-out set"):
         with ZeroShotModel(bundle, OrtImageEncoder(files["vision"]), OrtTextEncoder(files["text"])) as half:
-            cand_image = half.embed_pixels(data.holdout)
             cand_text = text_embeddings(half, prompts)
             text_cos = cosines(fp32.embed_texts(texts), half.embed_texts(texts))
-        comparison = compare(ref_image, cand_image, ref_text, cand_text, prompts, bundle.manifest,
+        comparison = compare(ref, encode(files["vision"], data.holdout), ref_text, cand_text, prompts, bundle.manifest,
                              data.holdout_counts, text_cos)
         ratio = seconds_per_image(files["vision"], data.holdout) / seconds_per_image(bundle.path("vision"),
                                                                                      data.holdout)
@@ -228,7 +230,7 @@ def _resolve_excludes(requested: tuple[str, ...], by_group: dict[str, list[str]]
 
 
 def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts: PromptSet,
-          ref_image: np.ndarray, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
+          ref: Views, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
     src = bundle.path("vision")
     model = onnx.load(str(src))
     quantizable = int8_mod.linear_nodes(model, opts.quantize_attention)
@@ -248,7 +250,7 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
         return out
 
     def evaluate(path: Path) -> Comparison:
-        return compare(ref_image, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest,
+        return compare(ref, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest,
                        data.holdout_counts)
 
     variants = Variants(build, evaluate, opts.thresholds)
@@ -296,7 +298,7 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
 
 
 def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: CalibrationData,
-              prompts: PromptSet, ref_image: np.ndarray, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
+              prompts: PromptSet, ref: Views, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
     """Every ONNX Runtime int8 format, gated and timed here; the fastest that passes is kept."""
     vnni = cpu_int8.has_vnni()
     src = bundle.path("vision")
@@ -327,7 +329,7 @@ def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data:
             text_cos = cosines(fp32.embed_texts(texts), cand_model.embed_texts(texts))
         for fmt in cpu_int8.CPU_FORMATS:
             path = cpu_int8.build(fmt, src, work / f"vision.{fmt}.onnx", nodes, cache, vnni)
-            comparison = compare(ref_image, encode(path, data.holdout), ref_text, cand_text, prompts,
+            comparison = compare(ref, encode(path, data.holdout), ref_text, cand_text, prompts,
                                  bundle.manifest, data.holdout_counts, text_cos)
             b8 = seconds_per_image(path, data.holdout, batch=8)
             b1 = seconds_per_image(path, data.holdout, batch=1, repeats=5)
@@ -395,6 +397,8 @@ def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
     if (g.agreement_lower_bound or 0) < g.min_agreement:
         fails.append(f"{g.harmful_flips} harmful verdict flip(s) in {g.frames} frames: agreement bound "
                      f"{g.agreement_lower_bound:.3f} < {g.min_agreement}")
+    if g.patch_cosine_p1 is not None and g.patch_cosine_p1 < (g.min_patch_cosine or 0):
+        fails.append(f"patch-token cosine p1 {g.patch_cosine_p1:.5f} < {g.min_patch_cosine} (the good-part memory)")
     text_min = outcome.section.get("text_cosine_min")
     if text_min is not None and text_min < g.min_cosine:
         fails.append(f"text cosine min {text_min:.5f} < {g.min_cosine}")

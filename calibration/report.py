@@ -111,6 +111,14 @@ def _f(x: float | None, digits: int = 5) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _patch_rows(g: dict[str, Any]) -> list[str]:
+    if g.get("patch_cosine_p1") is None:
+        return []
+    ok = g["patch_cosine_p1"] >= (g.get("min_patch_cosine") or 0)
+    return [f"| patch-token cosine p1 (the good-part memory) | {_f(g['patch_cosine_p1'])} | "
+            f">= {g.get('min_patch_cosine')} | {'pass' if ok else 'FAIL'} |"]
+
+
 def _verdict_rows(g: dict[str, Any]) -> list[str]:
     """The verdict part of the gate table (per frame; older reports compared crops)."""
     if g.get("agreement_lower_bound") is None:
@@ -134,6 +142,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| image cosine p1 | {_f(g['cosine_p1'])} | >= {g['min_cosine']} | "
                   f"{'pass' if g['cosine_p1'] >= g['min_cosine'] else 'FAIL'} |",
                   f"| image cosine mean / min | {_f(g['cosine_mean'])} / {_f(g['cosine_min'])} | | |",
+                  *_patch_rows(g),
                   *_verdict_rows(g),
                   f"| max score difference | {_f(g['max_score_diff'])} | | |",
                   f"| ORT CPU time per image vs FP32 (batch 8) | {_f(g['latency_ratio'], 2)}x | | |", "",

@@ -91,7 +91,9 @@ class GateRecord(_Strict):
     band_moves: int | None = Field(default=None, ge=0, description="Frames that moved into or out of uncertain.")
     max_score_diff: float = Field(ge=0)
     patch_cosine_p1: float | None = Field(default=None, description="1st percentile of the patch tokens' "
-                                          "cosine (bundles with patch_embeds); gated like the image cosine.")
+                                          "cosine (bundles with patch_embeds): what the good-part memory sees.")
+    min_patch_cosine: float | None = Field(default=None, description="Threshold the patch tokens' p1 cosine had "
+                                           "to meet (null without patch_embeds).")
     latency_ratio: float | None = Field(
         default=None, description="ONNX Runtime CPU time per image, this artifact / FP32 (batch 8)."
     )

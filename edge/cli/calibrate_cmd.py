@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cosine", type=float, help="gate: p1 image cosine (default fp16 0.999, int8 0.99)")
     p.add_argument("--min-agreement", type=float, help="gate: lower bound (Wilson, one-sided 95 %%) of the share of "
                    "hold-out frames whose verdict did not flip harmfully (default 0.97; 0.97 needs >= 88 frames)")
+    p.add_argument("--min-patch-cosine", type=float, help="gate: p1 cosine of the patch tokens, which the good-part "
+                   "memory compares (bundles with patch_embeds; default fp16 0.999, int8 0.98)")
     p.add_argument("--force", action="store_true", help="write the artifact even if the gate fails (recorded)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
             calib_images=args.calib_images, holdout_images=args.holdout_images, seed=args.seed,
             tiles=_tiles(args.tiles), prompts=args.prompts, exclude=tuple(args.exclude), auto=args.auto,
             sensitivity=args.sensitivity, quantize_attention=args.quantize_attention, headroom=args.headroom,
-            min_cosine=args.min_cosine, min_agreement=args.min_agreement, force=args.force,
+            min_cosine=args.min_cosine, min_agreement=args.min_agreement, min_patch_cosine=args.min_patch_cosine,
+            force=args.force,
         )
     except ValidationError as err:
         raise ConfigError(f"calibrate option {describe(err)}; see 'edge-inspect calibrate --help'.") from err

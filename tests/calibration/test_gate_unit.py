@@ -50,3 +50,16 @@ def test_band_moves_do_not_fail_the_gate_harmful_flips_do() -> None:
     assert not one.passed and one.verdict_agreement == 127 / 128 and one.agreement_lower_bound < 0.97
     more = _comparison(["same"] * 255 + ["harmful"]).record(t, None)  # the same rate on twice the frames passes
     assert more.passed and more.harmful_flips == 1
+
+
+def test_patch_tokens_are_gated_too() -> None:
+    """A candidate whose pooled embedding is fine but whose patch tokens drift fails: the memory compares them."""
+    t = Thresholds(0.99, 0.97, 0.98)
+    comparison = _comparison(["same"] * 128)
+    assert comparison.record(t, None).patch_cosine_p1 is None  # no patch tokens, no patch gate
+    comparison.patch_cosines = np.full(128 * 5 * 49, 0.999)
+    good = comparison.record(t, None)
+    assert good.passed and good.patch_cosine_p1 == pytest.approx(0.999) and good.min_patch_cosine == 0.98
+    comparison.patch_cosines[: 128 * 5] = 0.90  # 2 % of the tokens far off: the p1 falls below the threshold
+    bad = comparison.record(t, None)
+    assert not bad.passed and bad.patch_cosine_p1 < 0.98 and bad.cosine_p1 >= 0.99
