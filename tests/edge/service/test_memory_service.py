@@ -124,3 +124,27 @@ def test_a_bundle_without_patch_tokens_says_to_re_export(station_config: Callabl
     _good_folder(tmp_path / "good", count=4)
     with pytest.raises(BundleError, match="no patch_embeds.*re-export"):
         build_station(station_config("sim://line?frames=1&live=0", bundle=tmp_path / "old"))
+
+
+def test_the_live_service_and_evaluate_agree_on_the_same_frames(station_config: Callable[..., ServiceConfig],
+                                                                  tmp_path: Path) -> None:
+    """One decision path: the station's published verdicts and 'edge-inspect evaluate' on the same 100 frames of
+    the demo line agree within 2 points of verdict accuracy (only batch composition differs between them)."""
+    import json
+
+    from edge.evaluate import Evaluation, measures, row_of_result
+
+    _good_folder(tmp_path / "good")
+    url = f"sim://line?seed=321&product={PRODUCT}&frames=100&live=0"
+    sink = Collector()
+    with build_station(station_config(url), sinks=[sink]) as svc:
+        svc.run(duration=300)
+    assert len(sink.results) == 100
+    labels = svc.prompt_state.names
+    live = measures(Evaluation([row_of_result(r, "good") for r in sink.results], labels, "good", None))
+    run_cli("evaluate", "--bundle", str(station_config(url).model.bundle), "--prompts",
+            str(tmp_path / "prompts.yaml"), "--images", url, "--frames", "100", "--good", str(tmp_path / "good"),
+            "--tiles", "2x2", "--out", str(tmp_path / "report"), "--quiet")
+    offline = json.loads((tmp_path / "report" / "report.json").read_text())["measures"]
+    assert abs(live["accuracy"] - offline["accuracy"]) <= 0.02, (live["accuracy"], offline["accuracy"])
+    assert abs(live["escapes"] - offline["escapes"]) <= 0.02 and live["located_of"] > 0
