@@ -92,8 +92,9 @@ class MemorySettings(_Strict):
                             "null: all.")
     max_patches: int = Field(default=16384, ge=256, le=1_000_000, description="Memory size per tile (greedy "
                              "coreset).")
-    margin: float = Field(default=1.0, ge=0.5, le=5.0, description="Threshold = the largest leave-one-out score "
-                          "of the good images x margin (below it, the uncertain band: decision.uncertain_margin).")
+    margin: float = Field(default=1.0, ge=0.5, le=5.0, description="Threshold = the larger of the good images' "
+                          "worst leave-one-out score and their mean + 3.5 sd, x margin (below it, the uncertain band: "
+                          "decision.uncertain_margin).")
 
 
 class PromptSet(_Strict):

@@ -49,7 +49,7 @@ class MemoryParams:
     neighbourhood: int = 1  # 1: each token alone; 3: averaged with its 3x3 neighbours (PatchCore)
     dim: int | None = 64  # PCA dimensions; None: the tokens' own width
     max_patches: int = 16384  # per tile of the view
-    margin: float = 1.0  # threshold = largest leave-one-out frame score x margin
+    margin: float = 1.0  # threshold = max(worst leave-one-out frame score, their mean + 3.5 sd) x margin
     seed: int = 0
 
     def key(self) -> str:
