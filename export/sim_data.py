@@ -99,7 +99,8 @@ def _render_views(params: SimParams, spec: ImageSpec, start: int, stop: int, zoo
     images, truths, masks = [], [], []
     for index in range(start, stop):
         frame = sim.frame(index)
-        x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, np.random.default_rng([params.seed, index]), zoom)
+        rng = np.random.default_rng([params.seed, index])
+        x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, rng, zoom)
         images.append(resize_for_model(frame.image[y : y + ch, x : x + cw], spec))
         masks.append(mask_for_model(frame.mask, (x, y, cw, ch), spec))
         truths.append(frame.truth)

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="which of the bundle's artifacts to run (fp16/int8 come from 'edge-inspect calibrate')")
     p.add_argument("--good", type=Path, help="a folder of good parts' images (the camera's own frames): each line "
-                   "gains 'anomaly' {score, threshold, box [x, y, w, h] in the image's pixels} from the good-part memory")
+                   "gains 'anomaly' {score, threshold, box [x, y, w, h] in the image's pixels} from the good-part "
+                   "memory")
     p.add_argument("--tiles", metavar="ROWSxCOLS", help="with --good: the tile grid the memory and the images are "
                    "cut into, as a camera's 'tiles' (e.g. 2x2, plus the whole image)")
     p.add_argument("images", nargs="+", type=Path, help="image files")

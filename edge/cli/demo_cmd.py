@@ -2,7 +2,8 @@
 
 Uses the demo model's bundle shipped with the package (exported from the committed weights; a
 test keeps the two in step), runs the service on simulated cameras, prints a live table of
-verdicts and, at the end, the confusion matrix against the simulator's ground truth. The prompt file it uses can be edited while it runs.
+verdicts and, at the end, evaluate's measures and the confusion matrix against the simulator's
+ground truth. The prompt file it uses can be edited while it runs.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dense-weight", type=float, default=0.0, metavar="W",
                    help="also align each patch token with its region's label (the defect's where its mask covers "
                    "it, --good-label elsewhere), weighted W against the image loss; needs masks: sim:// data has "
-                   "them, a folder gives them as a 'mask' file per line of captions.jsonl (0.5 trained the demo models)")
+                   "them, a folder gives them as a 'mask' file per line of captions.jsonl (0.5 trained the demo "
+                   "models)")
     p.add_argument("--good-label", default="good", help="the label of patches outside every mask (default %(default)s)")
     p.add_argument("--zoom", default="1,1", metavar="MIN,MAX",
                    help="sim:// data: views zoomed 1x (the whole frame) to MAX x around the defect, as tiles and "
