@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
@@ -25,11 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:  # every module of the extra first: one line, before any progress, on an install without it
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-
+    for module in ("torch", "transformers", "onnx"):  # the extra, checked first: one line before any progress
+        if importlib.util.find_spec(module) is None:
+            missing = missing_extra(ModuleNotFoundError(f"No module named '{module}'", name=module))
+            assert missing is not None  # all three belong to the export extra
+            raise missing
+    try:
         from export.bundle_export import ExportOptions, bundle_from_checkpoint
     except ImportError as err:
         missing = missing_extra(err)
