@@ -175,12 +175,9 @@ def compare(ref: Views, cand: Views, ref_text: np.ndarray, cand_text: np.ndarray
 
 
 def encode(path: Path, pixels: np.ndarray, threads: int | None = None) -> Views:
-    """Both outputs of a vision graph on ``pixels`` (patch tokens when it has them), in batches of 16."""
+    """Both outputs of a vision graph on ``pixels`` (patch tokens when it has them); the encoder batches by 16."""
     with OrtImageEncoder(path, threads=threads, max_batch=16) as enc:
-        parts = [enc.encode_views(pixels[i : i + 16]) for i in range(0, len(pixels), 16)]
-    patches = [p for _, p in parts]
-    return Views(np.concatenate([i for i, _ in parts]),
-                 None if any(p is None for p in patches) else np.concatenate(patches))  # type: ignore[arg-type]
+        return Views(*enc.encode_views(pixels))
 
 
 def seconds_per_image(path: Path, pixels: np.ndarray, batch: int = 8, repeats: int = 3) -> float:

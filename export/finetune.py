@@ -27,6 +27,7 @@ from edge.errors import ConfigError
 from edge.metrics import zero_shot_report
 from edge.preprocess import IMAGE_SUFFIXES, load_image, normalize, resize_for_model
 from edge.prompts import PromptSet
+from export.sim_data import mask_for_model
 from export.towers import PatchSpec, TextTower, VisionTower
 
 
@@ -251,8 +252,6 @@ def folder_pairs(folder: Path, spec: ImageSpec) -> PairData:
 
 
 def _mask(folder: Path, row: dict[str, Any], shape: tuple[int, ...], spec: ImageSpec) -> np.ndarray:
-    from export.sim_data import mask_for_model
-
     if not row.get("mask"):
         return mask_for_model(None, (0, 0, shape[1], shape[0]), spec)
     path = folder / str(row["mask"])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from edge.bundle import ImageSpec
 from edge.preprocess import resize_for_model
 from edge.sim import SimTruth, simulator
+from edge.sim.scene import SimFrame
 from edge.sim.source import SimParams
 
 
@@ -30,11 +33,28 @@ def _render_groups(params: SimParams, spec: ImageSpec, start: int, stop: int, zo
             if defect is not None:
                 defect.kind = kind
             frame = sim.render(index, part, defect)
-            x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, rng, zoom)
-            images.append(resize_for_model(frame.image[y : y + ch, x : x + cw], spec))
-            masks.append(mask_for_model(frame.mask, (x, y, cw, ch), spec))
+            image, mask = _zoomed_view(frame, rng, zoom, spec)
+            images.append(image)
+            masks.append(mask)
             truths.append(frame.truth)
     return np.stack(images), truths, np.stack(masks)
+
+
+def _zoomed_view(frame: SimFrame, rng: np.random.Generator, zoom: tuple[float, float], spec: ImageSpec
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A training view of a frame (a window zoomed around its defect) and its mask, both resized for the model."""
+    x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, rng, zoom)
+    return resize_for_model(frame.image[y : y + ch, x : x + cw], spec), mask_for_model(frame.mask, (x, y, cw, ch), spec)
+
+
+def _in_parallel(work: Callable[..., Any], params: SimParams, spec: ImageSpec, count: int, workers: int,
+                 *extra: Any) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
+    """``work(params, spec, start, stop, *extra)`` over ``count`` items split between processes, joined."""
+    bounds = np.linspace(params.start, params.start + count, workers + 1).astype(int)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        out = list(pool.map(work, [params] * workers, [spec] * workers, bounds[:-1].tolist(), bounds[1:].tolist(),
+                            *([e] * workers for e in extra)))
+    return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]], np.concatenate([p[2] for p in out])
 
 
 def mask_for_model(mask: np.ndarray | None, window: tuple[int, int, int, int], spec: ImageSpec) -> np.ndarray:
@@ -86,11 +106,7 @@ def render_groups(params: SimParams, parts: int, spec: ImageSpec, workers: int =
     whole groups cannot be solved by material, shape or lighting: the towers must learn
     the defects themselves. Returns (images [N, S, S, 3], truths, masks [N, S, S] uint8 coverage).
     """
-    bounds = np.linspace(params.start, params.start + parts, workers + 1).astype(int)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        out = list(pool.map(_render_groups, [params] * workers, [spec] * workers,
-                            bounds[:-1].tolist(), bounds[1:].tolist(), [zoom] * workers))
-    return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]], np.concatenate([p[2] for p in out])
+    return _in_parallel(_render_groups, params, spec, parts, workers, zoom)
 
 
 def _render_views(params: SimParams, spec: ImageSpec, start: int, stop: int, zoom: tuple[float, float]
@@ -99,10 +115,9 @@ def _render_views(params: SimParams, spec: ImageSpec, start: int, stop: int, zoo
     images, truths, masks = [], [], []
     for index in range(start, stop):
         frame = sim.frame(index)
-        rng = np.random.default_rng([params.seed, index])
-        x, y, cw, ch = zoom_window(frame.image.shape, frame.truth.box, rng, zoom)
-        images.append(resize_for_model(frame.image[y : y + ch, x : x + cw], spec))
-        masks.append(mask_for_model(frame.mask, (x, y, cw, ch), spec))
+        image, mask = _zoomed_view(frame, np.random.default_rng([params.seed, index]), zoom, spec)
+        images.append(image)
+        masks.append(mask)
         truths.append(frame.truth)
     return np.stack(images), truths, np.stack(masks)
 
@@ -111,11 +126,7 @@ def render_views(params: SimParams, count: int, spec: ImageSpec, zoom: tuple[flo
                  workers: int = 2) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
     """``count`` frames of the line as training views (zoomed by ``zoom`` around the defect, 1 = the whole frame),
     with each view's defect mask: (images [N, S, S, 3], truths, masks [N, S, S] uint8 coverage)."""
-    bounds = np.linspace(params.start, params.start + count, workers + 1).astype(int)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        out = list(pool.map(_render_views, [params] * workers, [spec] * workers, bounds[:-1].tolist(),
-                            bounds[1:].tolist(), [zoom] * workers))
-    return np.concatenate([p[0] for p in out]), [t for p in out for t in p[1]], np.concatenate([p[2] for p in out])
+    return _in_parallel(_render_views, params, spec, count, workers, zoom)
 
 
 def render_frames(params: SimParams, count: int, spec: ImageSpec, workers: int = 2

@@ -31,13 +31,7 @@ def run(args: argparse.Namespace) -> int:
             missing = missing_extra(ModuleNotFoundError(f"No module named '{module}'", name=module))
             assert missing is not None  # all three belong to the export extra
             raise missing
-    try:
-        from export.bundle_export import ExportOptions, bundle_from_checkpoint
-    except ImportError as err:
-        missing = missing_extra(err)
-        if missing is None:
-            raise
-        raise missing from err
+    from export.bundle_export import ExportOptions, bundle_from_checkpoint  # another missing module: main's one line
     opt = ExportOptions(opset=args.opset, resize=args.resize, name=args.name, force=args.force,
                         patch_layers=args.patch_layers)
     manifest = bundle_from_checkpoint(args.model, args.out, opt, quiet=args.quiet)

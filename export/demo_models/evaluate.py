@@ -125,7 +125,7 @@ MEASURES = ("auroc", "accuracy", "escapes", "false_rejects", "type_top1", "local
 
 
 def station_measures(model: ZeroShotModel, samples: list[Any], good: list[np.ndarray] | None,
-                     view: CameraConfig, root: Path) -> dict[str, Any]:
+                     view: CameraConfig, folder: Path) -> dict[str, Any]:
     """``edge-inspect evaluate``'s measures: the station's own path (tiles, memory, two stages, decisions)."""
     import cv2
 
@@ -134,13 +134,12 @@ def station_measures(model: ZeroShotModel, samples: list[Any], good: list[np.nda
 
     prompts = PromptSet.model_validate(DEMO_PROMPTS)
     roots: tuple[Path, ...] = ()
-    if good is not None:
-        folder = root / f"good-{len(list(root.iterdir()))}"
+    if good is not None:  # written to ``folder``, as an operator's good folder
         folder.mkdir()
         for i, image in enumerate(good):
             cv2.imwrite(str(folder / f"good{i:03d}.png"), image)
         prompts, roots = prompts.model_copy(update={"good": str(folder)}), (folder,)
-    state = build_state(model, prompts, root, None, "card", roots, [view])
+    state = build_state(model, prompts, folder.parent, None, "card", roots, [view])
     m = evaluate(model, state, samples, view).measures
     return {k: m[k] for k in (*MEASURES, "frames", "uncertain", "located_of")}
 
@@ -160,15 +159,15 @@ def evaluate_lines(bundle: Path, progress: Callable[[str], None]) -> dict[str, A
             samples = simulated(f"sim://line?seed={LINES_SEED}&product={product}&defect_rate=0.5&hard=0.1",
                                 LINE_FRAMES)
             good = [LineSimulator(seed=GOOD_SEED, product=product, defect_rate=0.0).frame(i).image for i in range(16)]
-            out["products"][product] = station_measures(model, samples, good, view, root)
+            out["products"][product] = station_measures(model, samples, good, view, root / product)
             progress(f"{product}: " + ", ".join(f"{k} {_fmt(out['products'][product][k])}" for k in MEASURES))
         mixed = simulated(f"sim://line?seed={MIXED_SEED}&product=random&defect_rate=0.5&hard=0.1", 2 * LINE_FRAMES)
-        out["mixed"] = station_measures(model, mixed, None, view, root)
-        out["mixed_windows"] = station_measures(model, mixed, None, windows, root)
+        out["mixed"] = station_measures(model, mixed, None, view, root / "mixed")
+        out["mixed_windows"] = station_measures(model, mixed, None, windows, root / "mixed")
         product, seeds, frames, good_seed = DEMO_LINE
         demo = [s for seed in seeds for s in simulated(f"sim://line?seed={seed}&product={product}", frames)]
         good = [LineSimulator(seed=good_seed, product=product, defect_rate=0.0).frame(i).image for i in range(16)]
-        out["demo"] = station_measures(model, demo, good, view, root)
+        out["demo"] = station_measures(model, demo, good, view, root / "demo")
         progress("mixed: " + ", ".join(f"{k} {_fmt(out['mixed'][k])}" for k in MEASURES))
         progress("demo line: " + ", ".join(f"{k} {_fmt(out['demo'][k])}" for k in MEASURES))
     values = list(out["products"].values())
