@@ -54,7 +54,8 @@ def test_edit_preview_activate_rollback(browser: Any, config: Callable[..., Serv
         _shot(browser, "prompts")
 
         browser.find_element(By.ID, "activate").click()
-        wait.until(ec.text_to_be_present_in_element((By.ID, "edit-message"), "is live"))
+        # the preview's message is still shown until the activation answers: wait for the activation's own words
+        wait.until(ec.text_to_be_present_in_element((By.ID, "edit-message"), "activated: version"))
         new = svc.prompt_state.version
         assert new != first and svc.prompts.history.entries()[0].source == "ui:anna"
         wait.until(ec.text_to_be_present_in_element((By.ID, "ps-version"), new))

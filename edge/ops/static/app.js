@@ -217,7 +217,7 @@ $("#preview").addEventListener("click", async () => {
     $("#preview-result").replaceChildren(el("table", {id: "preview-table"},
       el("thead", {}, el("tr", {}, el("th", {}, "frame"), el("th", {}, "active set"),
          el("th", {}, `edited set (${r.version})`))), el("tbody", {}, ...rows)));
-    say(`preview of version ${r.version}: nothing is live yet`);
+    say(`preview of version ${r.version}: not activated`);
   } catch (err) { showErrors(err); }
 });
 $("#activate").addEventListener("click", async () => {
@@ -225,7 +225,7 @@ $("#activate").addEventListener("click", async () => {
   clearErrors();
   try {
     const r = await api("/api/prompts/activate", {prompt_set: edited(), operator: who});
-    say(`version ${r.version} is live`); await loadPrompts(); refreshState();
+    say(`activated: version ${r.version} is live`); await loadPrompts(); refreshState();
   } catch (err) { showErrors(err); }
 });
 async function rollback(version) {
