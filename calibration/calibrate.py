@@ -249,8 +249,8 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
         int8_mod.quantize(src, out, [n for n in quantizable if n not in skip], cache, opts.method)
         return out
 
-    def evaluate(path: Path) -> Comparison:
-        return compare(ref, encode(path, data.holdout), ref_text, ref_text, prompts, bundle.manifest,
+    def evaluate(path: Path) -> Comparison:  # TensorRT's int8 arithmetic, the same on every CPU
+        return compare(ref, encode(path, data.holdout, emulate_qdq=True), ref_text, ref_text, prompts, bundle.manifest,
                        data.holdout_counts)
 
     variants = Variants(build, evaluate, opts.thresholds)

@@ -174,9 +174,10 @@ def compare(ref: Views, cand: Views, ref_text: np.ndarray, cand_text: np.ndarray
                       cand_scores, [c.name for c in prompts.categories], text_cosines, patch)
 
 
-def encode(path: Path, pixels: np.ndarray, threads: int | None = None) -> Views:
-    """Both outputs of a vision graph on ``pixels`` (patch tokens when it has them); the encoder batches by 16."""
-    with OrtImageEncoder(path, threads=threads, max_batch=16) as enc:
+def encode(path: Path, pixels: np.ndarray, threads: int | None = None, emulate_qdq: bool = False) -> Views:
+    """Both outputs of a vision graph on ``pixels`` (patch tokens when it has them); the encoder batches by 16.
+    ``emulate_qdq`` for TensorRT's Q/DQ graphs: measure TensorRT's int8 arithmetic, not this CPU's kernels."""
+    with OrtImageEncoder(path, threads=threads, max_batch=16, emulate_qdq=emulate_qdq) as enc:
         return Views(*enc.encode_views(pixels))
 
 

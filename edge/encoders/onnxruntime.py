@@ -35,12 +35,20 @@ class OrtSession:
     * no I/O binding: on the CPU provider inputs are already read in place, and binding the
       output measured the same within noise (demo-clip batch 8: 52-54 ms either way);
     * a warm-up run is the caller's job (the service runs one before the first frame).
+
+    ``emulate_qdq`` runs a Q/DQ graph's QuantizeLinear/DequantizeLinear as they are written, with
+    the linear layers in float, instead of fusing them into x86 int8 kernels. That is TensorRT's
+    arithmetic (int8 values, exact products), the same on every CPU; the fused kernels are not:
+    without AVX-512 VNNI their u8s8 products saturate (demo-siglip: image cosine p1 0.985 fused on
+    an AVX2-only CPU, 0.997 emulated). The accuracy gate of a TensorRT artifact measures with it.
     """
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, emulate_qdq: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if emulate_qdq:
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -84,8 +92,8 @@ def _chunks(total: int, size: int) -> list[slice]:
 
 
 class _OrtEncoder:
-    def __init__(self, path: Path, threads: int | None, max_batch: int) -> None:
-        self._session = OrtSession(path, threads)
+    def __init__(self, path: Path, threads: int | None, max_batch: int, emulate_qdq: bool = False) -> None:
+        self._session = OrtSession(path, threads, emulate_qdq)
         self.max_batch = max_batch
         self.name = "onnxruntime"
 
@@ -105,9 +113,10 @@ class OrtImageEncoder(_OrtEncoder):
     """Vision tower on ONNX Runtime."""
 
     def __init__(
-        self, path: Path, precision: str = "fp32", threads: int | None = None, max_batch: int = 32
+        self, path: Path, precision: str = "fp32", threads: int | None = None, max_batch: int = 32,
+        emulate_qdq: bool = False,
     ) -> None:
-        super().__init__(path, threads, max_batch)
+        super().__init__(path, threads, max_batch, emulate_qdq)
         self.precision = precision
         self.has_patches = PATCH_EMBEDS.name in self._session.output_names
 

@@ -41,7 +41,9 @@ def test_int8_gate_is_recorded_with_the_default_thresholds(family: str, int8_dem
     assert g.harmful_flips is not None and g.band_moves is not None
     assert g.verdict_agreement == (96 - g.harmful_flips) / 96 and g.agreement_lower_bound <= g.verdict_agreement
     assert gate_follows_its_numbers(g)
-    assert g.cosine_p1 >= 0.98  # a trained model quantizes well on any x86 CPU (the gate itself is 0.99)
+    # measured with TensorRT's int8 arithmetic emulated in float, the same on every CPU (the fused x86 kernels
+    # gave 0.976 for demo-siglip on an AVX2-only CPU and 0.98+ with VNNI); the gate itself is 0.99
+    assert g.cosine_p1 >= 0.98
     assert g.latency_ratio is not None and g.latency_ratio > 0
 
 
@@ -93,7 +95,9 @@ def test_report_numbers_recompute_from_the_artifacts(family: str, int8_demo: dic
     data = load_calibration_data(d["source"], bundle.manifest.image, SplitSpec(
         d["calib_images"], d["holdout_images"], d["seed"], TileConfig(**d["tiles"])))
     assert data.data_sha256 == d["sha256"] == bundle.manifest.files["vision.int8"].calibration.data_sha256
-    with OrtImageEncoder(root / "vision.onnx") as fp32, OrtImageEncoder(root / "vision.int8.onnx") as int8:
+    # TensorRT's arithmetic, emulated in float: what the gate measures, the same on every CPU
+    with OrtImageEncoder(root / "vision.onnx") as fp32, \
+            OrtImageEncoder(root / "vision.int8.onnx", emulate_qdq=True) as int8:
         ref, cand = l2_normalize(fp32.encode_images(data.holdout)), l2_normalize(int8.encode_images(data.holdout))
     cos = np.sum(ref * cand, axis=1)
     assert cos.mean() == pytest.approx(gate["cosine_mean"], abs=1e-5)
