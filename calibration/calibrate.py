@@ -40,6 +40,7 @@ from calibration.sensitivity import Variants, keep_until_it_passes, rank
 from edge import __version__
 from edge.bundle import Bundle, CalibrationRecord, FileEntry, GateRecord, write_manifest
 from edge.config import TileConfig
+from edge.contract import VISION_INPUTS
 from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
 from edge.errors import CalibrationError, ConfigError
 from edge.failpoint import failpoint
@@ -145,8 +146,9 @@ def _progress(steps: Steps, what: str, total: int) -> Any:
     return lambda done: steps.info(f"{what}: {done}/{total} batches") if done in marks else None
 
 
-def _feeds(pixels: np.ndarray, batch: int = 8) -> list[dict[str, np.ndarray]]:
-    return [{"pixel_values": pixels[i : i + batch]} for i in range(0, len(pixels), batch)]
+def _feeds(pixels: np.ndarray, bundle: Bundle, batch: int = 8) -> list[dict[str, np.ndarray]]:
+    name = VISION_INPUTS[bundle.manifest.image.input].name  # images (uint8) or pixel_values (older bundles)
+    return [{name: pixels[i : i + batch]} for i in range(0, len(pixels), batch)]
 
 
 def _record(bundle: Bundle, role_from: str, method: str, fmt: str, tool: str, data: CalibrationData,
@@ -173,7 +175,7 @@ def _fp16(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data: Cal
           ref: Views, ref_text: np.ndarray, work: Path, steps: Steps) -> Outcome:
     texts = [t for c in prompts.categories for t in prompts.texts(c)]
     ids, mask = fp32.tokenizer(texts)
-    towers = {"vision": _feeds(data.calibration), "text": [{"input_ids": ids, "attention_mask": mask}]}
+    towers = {"vision": _feeds(data.calibration, bundle), "text": [{"input_ids": ids, "attention_mask": mask}]}
     plans: dict[str, fp16_mod.Fp16Plan] = {}
     files: dict[str, Path] = {}
     with steps.step("FP32 activation ranges and FP16 conversion (vision, text)"):
@@ -238,7 +240,7 @@ def _int8(bundle: Bundle, opts: CalibrateOptions, data: CalibrationData, prompts
     by_group = {g: ns for g, ns in by_group.items() if ns}
     excluded, kept = _resolve_excludes(opts.exclude, by_group)
     cache = work / "ranges.json"
-    batches = _feeds(data.calibration)
+    batches = _feeds(data.calibration, bundle)
     with steps.step(f"calibration pass ({opts.method}) over {len(data.calibration)} crops"):
         reader = FeedReader(batches, _progress(steps, "calibration", len(batches)))
         int8_mod.compute_ranges(src, reader, cache, opts.method, opts.percentile)
@@ -307,7 +309,7 @@ def _cpu_int8(bundle: Bundle, fp32: ZeroShotModel, opts: CalibrateOptions, data:
     excluded, kept = _resolve_excludes(opts.exclude, {g: ns for g, ns in by_group.items() if ns})
     nodes = [n for n in quantizable if n not in excluded]
     cache = work / "ranges-u8.json"
-    batches = _feeds(data.calibration)
+    batches = _feeds(data.calibration, bundle)
     with steps.step(f"calibration pass ({opts.method}, asymmetric for u8) over {len(data.calibration)} crops"):
         reader = FeedReader(batches, _progress(steps, "calibration", len(batches)))
         int8_mod.compute_ranges(src, reader, cache, opts.method, opts.percentile, symmetric=False)

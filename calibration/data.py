@@ -21,7 +21,7 @@ from edge.config import TileConfig
 from edge.errors import CalibrationError, ConfigError, ImageError
 from edge.hashing import sha256_file, sha256_json
 from edge.inspect.tiles import crop, grid
-from edge.preprocess import IMAGE_SUFFIXES, load_image, to_pixel_values
+from edge.preprocess import IMAGE_SUFFIXES, load_image, model_input
 
 MIN_HOLDOUT = 20  # below this a 99 % agreement gate cannot tell one flip from none
 
@@ -36,10 +36,11 @@ class SplitSpec:
 
 @dataclass
 class CalibrationData:
-    """The two sets as preprocessed ``pixel_values``, plus what a report needs to say about them."""
+    """The two sets as the vision graph takes them (edge.preprocess.model_input: uint8 images or float
+    pixel_values, as the bundle says), plus what a report needs to say about them."""
 
-    calibration: np.ndarray  # [N, 3, S, S] float32
-    holdout: np.ndarray  # [M, 3, S, S] float32, frame by frame
+    calibration: np.ndarray  # [N, S, S, 3] uint8 or [N, 3, S, S] float32
+    holdout: np.ndarray  # [M, ...] the same, frame by frame
     source: str
     data_sha256: str
     skipped: list[str] = field(default_factory=list)
@@ -130,7 +131,7 @@ def load_calibration_data(images: str, spec: ImageSpec, split: SplitSpec) -> Cal
 
     def pixels(frames: list[np.ndarray]) -> np.ndarray:
         crops = [c for f in frames for c in _crops(f, split.tiles)]
-        return to_pixel_values(crops, spec)
+        return model_input(crops, spec)
 
     counts = [len(_crops(f, split.tiles)) for f in hold]
     thumbs = [cv2.resize(f, (160, max(1, round(160 * f.shape[0] / f.shape[1]))), interpolation=cv2.INTER_AREA)

@@ -141,9 +141,25 @@ def build_station(config: ServiceConfig, sinks: list[Sink] | None = None,
         raise
 
 
+def one_blas_thread() -> None:
+    """numpy's BLAS (OpenBLAS) to one thread, for the whole process.
+
+    The encoder's runtime owns the cores (ONNX Runtime's intra-op pool); the station's own numpy work per
+    frame is small matrix products (scores, the memory's projection and search). With BLAS's own pool of
+    one thread per core those products wait on threads that fight the encoder's: measured on the 2-core
+    development machine, the memory's PCA projection of one tile took 5.2 ms with OpenBLAS's default
+    threads and 0.5 ms with one. Process-wide because OpenBLAS has one pool; calibration and export, which
+    do large products, never build a station.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel | None,
            stack: contextlib.ExitStack) -> RunningStation:
     check_state_dir(config.state_dir)
+    one_blas_thread()
     status, observers, stop = StatusBoard(), Observers(), threading.Event()
     status.listeners.append(lambda summary: observers.notify("on_status", summary))
     bundle = Bundle.open(config.model.bundle)
@@ -151,7 +167,7 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
         model = _open_model(bundle, config, status)
     stack.callback(model.close)
     size = bundle.manifest.image.size
-    model.embed_pixels(np.zeros((1, 3, size, size), np.float32))  # warm-up before the first frame
+    model.embed_pixels(model.inputs([np.zeros((size, size, 3), np.uint8)]))  # warm-up before the first frame
     model_ref = ModelRef(name=bundle.manifest.name, precision=config.model.precision, bundle=bundle.hash[:16],
                          backend=model.image_encoder.name)
     status.fact("version", edge.__version__)

@@ -28,7 +28,7 @@ from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.errors import ConfigError
 from edge.inspect.tiles import tiles_for
 from edge.model import ZeroShotModel
-from edge.preprocess import to_pixel_values
+from edge.preprocess import model_input
 from edge.sim import LineSimulator
 
 FALLBACK_PROMPTS = """\
@@ -50,20 +50,40 @@ def _write(report: dict[str, Any], out: Path | None) -> dict[str, Any]:
 
 
 def machine() -> str:
+    """The CPU a number was measured on, with the features that change ONNX Runtime's speed (and its int8
+    results): AVX-512 VNNI, AVX-512, AVX2."""
     import os
 
-    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {platform.system()}".strip()
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    features = ("AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-512, no VNNI" if "avx512f" in flags
+                else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2")
+    return f"{model} ({features}), {os.cpu_count()} cores, {platform.system()}"
 
 
-def bare_encoder_ms(model: ZeroShotModel, batch: int, repeats: int = 10) -> float:
-    """Milliseconds per image for the encoder alone at this batch size."""
+def bare_encoder_ms(model: ZeroShotModel, batch: int, seconds: float = 1.5) -> float:
+    """Milliseconds per image for the encoder alone at this batch size: the median call over ``seconds`` (at least
+    10 calls), after two warm-up calls; the median, because this is the reference every overhead divides by."""
     sim = LineSimulator(seed=0)
-    pixels = to_pixel_values([sim.frame(i).image for i in range(batch)], model.bundle.manifest.image)
-    model.embed_pixels(pixels)  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
+    pixels = model_input([sim.frame(i).image for i in range(batch)], model.bundle.manifest.image)
+    for _ in range(2):
         model.embed_pixels(pixels)
-    return (time.perf_counter() - start) * 1000 / (repeats * batch)
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while len(times) < 10 or time.perf_counter() < end:
+        start = time.perf_counter()
+        model.embed_pixels(pixels)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000 / batch
 
 
 PRODUCT = "steel-plate"  # the frames the pipeline benchmark replays (and, with --memory, its good parts)
@@ -79,10 +99,13 @@ def _write_frames(folder: Path, count: int, seed: int, defect_rate: float) -> Pa
 
 
 def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tiles: dict[str, Any] | None,
-                 workdir: Path, memory: bool = False) -> dict[str, Any]:
+                 workdir: Path, memory: bool = False, unbatched: bool = False, defect_rate: float = 0.5
+                 ) -> dict[str, Any]:
+    """One configuration, measured after a warm-up: frames/s, per-stage milliseconds per frame, skipped frames,
+    and the bare encoder on the same crops at the same batch size, timed right after on the same machine."""
     from edge.app import build_station
 
-    frames_dir = _write_frames(workdir / "frames", 40, 0, 0.5)
+    frames_dir = _write_frames(workdir / f"frames-{defect_rate:g}", 40, 0, defect_rate)
     if memory:
         _write_frames(workdir / "good", 16, 900, 0.0)
         data = yaml.safe_load(prompts.read_text())
@@ -90,70 +113,111 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
         prompts.write_text(yaml.safe_dump({**data, "good": str(workdir / "good")}))
     cams = [{"name": f"cam{i}", "source": str(frames_dir), **({"tiles": tiles} if tiles else {})}
             for i in range(cameras)]
-    cfg = parse_config({"cameras": cams, "model": {"bundle": str(bundle)}, "prompts": str(prompts),
-                        "state_dir": str(workdir / f"state{cameras}{'-memory' if memory else ''}")}, "bench")
+    name = f"state{cameras}{'-t' if tiles else ''}{'-memory' if memory else ''}{'-unbatched' if unbatched else ''}"
+    cfg = parse_config({"cameras": cams, "model": {"bundle": str(bundle), **({"max_batch": 1} if unbatched else {})},
+                        "prompts": str(prompts), "state_dir": str(workdir / name)}, "bench")
+
+    def sample(running: Any) -> tuple[int, int, dict[str, float], float]:
+        c, cams_now = running.counters, running.pipeline.cameras.values()
+        captured = sum(cam.stats.frames for cam in cams_now)
+        capture = sum(cam.stats.capture_s for cam in cams_now) / max(1, captured)  # per captured frame
+        return (c.inspected, c.batches, {**c.stage_s, "publish": running.pipeline.publisher.tally.seconds,
+                                          "capture_per_frame": capture}, time.perf_counter())
+
     with build_station(cfg) as running:
         running.run(duration=2.0)  # warm-up
-        c, tally = running.counters, running.pipeline.publisher.tally
-        before = (c.inspected, c.batches, {**c.stage_s, "publish": tally.seconds}, time.perf_counter())
+        skipped_before = sum(cam.skipped for cam in running.station.cameras().values())
+        before = sample(running)
         running.run(duration=seconds)
-        after = (c.inspected, c.batches, {**c.stage_s, "publish": tally.seconds}, time.perf_counter())
-        skipped = sum(cam.skipped for cam in running.station.cameras().values())
+        after = sample(running)
+        skipped = sum(cam.skipped for cam in running.station.cameras().values()) - skipped_before
         crops_per_frame = len(tiles_for(cfg.cameras[0], 640, 480))  # sim frames are 640x480
     frames = max(1, after[0] - before[0])
-    batch = max(1, round(frames / max(1, after[1] - before[1]) * crops_per_frame))
+    batch = min(cfg.model.max_batch, max(1, round(frames / max(1, after[1] - before[1]) * crops_per_frame)))
     with ZeroShotModel(Bundle.open(bundle)) as model:  # alone on the machine, same batch size
-        bare = bare_encoder_ms(model, batch) * crops_per_frame
-    stage = {k: (after[2][k] - before[2][k]) * 1000 / frames for k in after[2]}
-    overhead = (stage["preprocess"] + stage["score"]) / max(1e-9, stage["encode"])
-    return {"cameras": cameras, "memory": memory, "crops_per_frame": crops_per_frame, "frames": frames,
-            "frames_per_s": round(frames / (after[3] - before[3]), 2), "mean_batch_crops": batch,
+        bare = bare_encoder_ms(model, min(batch, cfg.model.max_batch)) * crops_per_frame
+    stage = {k: (after[2][k] - before[2][k]) * 1000 / frames for k in after[2] if k != "capture_per_frame"}
+    stage["capture"] = after[2]["capture_per_frame"] * 1000
+    own = stage["resize"] + stage["score"]
+    fps = frames / (after[3] - before[3])
+    return {"cameras": cameras, "tiles": tiles, "memory": memory, "batched": not unbatched,
+            "crops_per_frame": crops_per_frame, "frames": frames, "frames_per_s": round(fps, 2),
+            "images_per_s": round(fps * crops_per_frame, 2), "mean_batch_crops": batch,
             "stage_ms_per_frame": {k: round(v, 3) for k, v in stage.items()},
-            "bare_encoder_ms_per_frame": round(bare, 3), "overhead_vs_encode": round(overhead, 4),
+            "bare_encoder_ms_per_frame": round(bare, 3),
+            "overhead_vs_encode": round(own / max(1e-9, stage["encode"]), 4),
+            "overhead_vs_bare": round((own + stage["encode"]) / max(1e-9, bare) - 1, 4),
             "encode_in_service_vs_bare": round(stage["encode"] / bare, 3), "skipped_frames": skipped}
 
 
 def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: float,
-             tiles: dict[str, Any] | None, out: Path | None, memory: bool = False) -> dict[str, Any]:
-    """Frames/s and per-stage time per camera count; with ``memory``, each count runs again with a good-part
-    memory (16 good parts of the same product) on the same frames, so its cost is a ratio of one run."""
+             tiles: list[dict[str, Any] | None], out: Path | None, memory: bool = False,
+             unbatched: bool = False, defect_rate: float = 0.5) -> dict[str, Any]:
+    """Frames/s and per-stage time for each view (whole frame, tile grids) and camera count; with ``memory`` each
+    runs again with a good-part memory (16 good parts of the same product), with ``unbatched`` again with one
+    crop per encoder call (model.max_batch 1), so what each costs or gains is a ratio within one run.
+    ``defect_rate``: of the replayed frames (a memory names each anomalous frame from a second, zoomed crop,
+    so its cost grows with the share of defective parts)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if prompts is None:
             prompts = work / "prompts.yaml"
             prompts.write_text(FALLBACK_PROMPTS)
         runs = []
-        for n in cameras:
-            runs.append(pipeline_run(bundle, prompts, n, seconds, tiles, work))
-            if memory:
-                runs.append(pipeline_run(bundle, prompts, n, seconds, tiles, work, memory=True))
-                runs[-1]["vs_without_memory"] = round(runs[-1]["frames_per_s"] / max(1e-9, runs[-2]["frames_per_s"]),
-                                                      3)
+        for view in tiles:
+            for n in cameras:
+                runs.append(pipeline_run(bundle, prompts, n, seconds, view, work, defect_rate=defect_rate))
+                base = runs[-1]
+                if memory:
+                    runs.append(pipeline_run(bundle, prompts, n, seconds, view, work, memory=True,
+                                             defect_rate=defect_rate))
+                    runs[-1]["vs_without_memory"] = round(runs[-1]["frames_per_s"] / max(1e-9, base["frames_per_s"]), 3)
+                if unbatched and n > 1:
+                    runs.append(pipeline_run(bundle, prompts, n, seconds, view, work, unbatched=True,
+                                             defect_rate=defect_rate))
+                    base["batched_vs_unbatched"] = round(base["images_per_s"] / max(1e-9, runs[-1]["images_per_s"]), 3)
+    image = Bundle.open(bundle).manifest.image
     report = {"benchmark": "pipeline", "machine": machine(), "bundle": str(bundle),
-              "backend": "onnxruntime", "seconds": seconds, "tiles": tiles, "runs": runs}
+              "input": image.input, "resample": image.resample, "defect_rate": defect_rate,
+              "backend": "onnxruntime", "seconds": seconds, "runs": runs}
     return _write(report, out)
 
 
+def _view_name(tiles: dict[str, Any] | None) -> str:
+    return f"{tiles['rows']}x{tiles['cols']} + whole" if tiles else "whole"
+
+
 def pipeline_table(report: dict[str, Any]) -> str:
-    head = ("| cameras | memory | crops/frame | frames/s | preprocess ms | encode ms | score+decide ms | memory ms | "
-            "publish ms (own thread) | bare encoder ms | overhead vs encode | skipped |")
-    rows = [head, "|" + "---|" * 12]
+    head = ("| view | cameras | run | frames/s | image/s | capture ms | resize ms | encode ms | score+decide ms | "
+            "memory ms | publish ms | bare encoder ms | overhead vs encode | overhead vs bare | skipped |")
+    rows = [head, "|" + "---|" * 15]
     for r in report["runs"]:
         s = r["stage_ms_per_frame"]
-        mem = f"yes ({r['vs_without_memory']:.2f}x frames/s)" if r.get("memory") else "no"
-        rows.append(f"| {r['cameras']} | {mem} | {r['crops_per_frame']} | {r['frames_per_s']} | {s['preprocess']:.2f} "
-                    f"| {s['encode']:.2f} | {s['score']:.2f} | {s.get('memory', 0.0):.2f} | {s['publish']:.2f} | "
-                    f"{r['bare_encoder_ms_per_frame']:.2f} | {100 * r['overhead_vs_encode']:.1f} % | "
+        kind = "batched" if r["batched"] else "one crop per call"
+        if r.get("memory"):
+            kind = f"memory ({r['vs_without_memory']:.2f}x frames/s)"
+        elif r.get("batched_vs_unbatched"):
+            kind += f" ({r['batched_vs_unbatched']:.2f}x image/s of unbatched)"
+        rows.append(f"| {_view_name(r['tiles'])} | {r['cameras']} | {kind} | {r['frames_per_s']} | {r['images_per_s']} "
+                    f"| {s['capture']:.2f} | {s['resize']:.2f} | {s['encode']:.2f} | {s['score']:.2f} | "
+                    f"{s.get('memory', 0.0):.2f} | {s['publish']:.2f} | {r['bare_encoder_ms_per_frame']:.2f} | "
+                    f"{100 * r['overhead_vs_encode']:.1f} % | {100 * r['overhead_vs_bare']:.1f} % | "
                     f"{r['skipped_frames']} |")
-    return "\n".join(rows) + f"\n\nmachine: {report['machine']}; per-frame times; {report['seconds']} s per run"
+    return "\n".join(rows) + (f"\n\nmachine: {report['machine']}; bundle input {report['input']}, resample "
+                              f"{report['resample']}; {100 * report['defect_rate']:g} % defective frames; ms per "
+                              "inspected frame (capture: per captured frame, on the cameras' threads; publish: the "
+                              f"publisher's thread); {report['seconds']} s per run")
 
 
 def memory_bench(bundle: Path, batch: int, patches: int, iterations: int, out: Path | None) -> dict[str, Any]:
     """The encoder alone vs the encoder plus the good-part memory's search, one batch of whole frames, with a
     memory of ``patches`` patch tokens (16 good parts and their moved copies, coreset to that size)."""
+    from edge.app import one_blas_thread
     from edge.config import CameraConfig
     from edge.inspect.goodparts import build_view_memory
     from edge.inspect.memory import MemoryParams, frame_anomalies
+
+    one_blas_thread()  # as the station runs it
 
     view = CameraConfig(name="bench", source="bench")
     good = [LineSimulator(seed=900, product=PRODUCT, defect_rate=0.0).frame(i).image for i in range(16)]
@@ -162,7 +226,7 @@ def memory_bench(bundle: Path, batch: int, patches: int, iterations: int, out: P
         memory = build_view_memory(model, good, [f"g{i}" for i in range(16)], view,
                                    MemoryParams(max_patches=patches), "bench")
         spec = model.bundle.manifest.image
-        pixels = to_pixel_values(frames, spec)
+        pixels = model_input(frames, spec)
         model.embed_views(pixels)  # warm-up
         encode, search = [], []
         for _ in range(iterations):
@@ -290,7 +354,7 @@ def encoder(bundle: Path, batches: list[int], iterations: int, threads: int | No
     frames = [sim.frame(i).image for i in range(max(batches))]
     runs = []
     base: dict[int, float] = {}
-    pixels = {b: to_pixel_values(frames[:b], opened.manifest.image) for b in batches}
+    pixels = {b: model_input(frames[:b], opened.manifest.image) for b in batches}
     for role in roles:
         entry = opened.manifest.files.get(role)
         if entry is None:

@@ -46,6 +46,18 @@ class ImageSpec(_Strict):
         "squash: the whole ROI resized to size x size, nothing cut away."
     )
     colour: Literal["rgb"] = "rgb"
+    input: Literal["float32", "uint8"] = Field(
+        default="float32", description="float32: vision.onnx takes pixel_values [B, 3, S, S], normalised RGB "
+        "(bundles exported before uint8 input); uint8: it takes images [B, S, S, 3], BGR 0..255 as cameras give "
+        "them, resized, and does the channel flip, scaling and mean/std itself (folded into its first layer).")
+    resample: Literal["area", "halve", "pyramid", "linear"] = Field(
+        default="area", description="How a larger frame is shrunk to size: area (OpenCV INTER_AREA, close to PIL's "
+        "antialiased resize; bundles exported before the option), halve (2x2 box averages while the frame is at least "
+        "twice the size, then bilinear: 7x cheaper, the same accuracy; the default for new exports), pyramid (the "
+        "same with pyrDown: blurs thin scratches) or linear (bilinear only: cheapest, aliases fine periodic detail).")
+
+
+LEGACY_IMAGE = {"input": "float32", "resample": "area"}  # added after format 1 shipped: absent = these
 
 
 class TextSpec(_Strict):
@@ -203,8 +215,14 @@ class Bundle:
 
     @property
     def hash(self) -> str:
-        """Identity of the bundle's content (manifest includes every file hash)."""
-        return sha256_json(self.manifest.model_dump(mode="json"))
+        """Identity of the bundle's content (manifest includes every file hash). Image fields added later are
+        left out while they hold what a bundle without them means, so an older bundle keeps its identity (the
+        results' model.bundle, the memory and embedding caches) across an upgrade."""
+        data = self.manifest.model_dump(mode="json")
+        for key, legacy in LEGACY_IMAGE.items():
+            if data["image"].get(key) == legacy:
+                del data["image"][key]
+        return sha256_json(data)
 
     @property
     def family(self) -> Family:

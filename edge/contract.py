@@ -44,20 +44,22 @@ class GraphSpec:
         return {t.name: t.dynamic_axes for t in (*self.inputs, *self.outputs)}
 
 
-PIXEL_VALUES = TensorSpec("pixel_values", "float32", ("batch", "channels", "height", "width"))
+PIXEL_VALUES = TensorSpec("pixel_values", "float32", ("batch", "channels", "height", "width"))  # normalised RGB
+IMAGES = TensorSpec("images", "uint8", ("batch", "height", "width", "channels"))  # BGR 0..255, resized
 IMAGE_EMBEDS = TensorSpec("image_embeds", "float32", ("batch", "embed_dim"))
 PATCH_EMBEDS = TensorSpec("patch_embeds", "float32", ("batch", "patches", "patch_dim"))  # L2-normalised per patch
 INPUT_IDS = TensorSpec("input_ids", "int64", ("batch", "sequence"))
 ATTENTION_MASK = TensorSpec("attention_mask", "int64", ("batch", "sequence"))
 TEXT_EMBEDS = TensorSpec("text_embeds", "float32", ("batch", "embed_dim"))
 
-VISION_GRAPH = GraphSpec(inputs=(PIXEL_VALUES,), outputs=(IMAGE_EMBEDS,))
-VISION_PATCH_GRAPH = GraphSpec(inputs=(PIXEL_VALUES,), outputs=(IMAGE_EMBEDS, PATCH_EMBEDS))
+VISION_INPUTS = {"float32": PIXEL_VALUES, "uint8": IMAGES}  # keyed by the bundle's image.input
 
 
-def vision_graph(patches: bool) -> GraphSpec:
-    """The vision graph; bundles exported with patch tokens have a second output."""
-    return VISION_PATCH_GRAPH if patches else VISION_GRAPH
+def vision_graph(patches: bool, input: str = "float32") -> GraphSpec:
+    """The vision graph; bundles exported with patch tokens have a second output, and new bundles take uint8
+    frames (``images``) instead of normalised ``pixel_values``."""
+    outputs = (IMAGE_EMBEDS, PATCH_EMBEDS) if patches else (IMAGE_EMBEDS,)
+    return GraphSpec(inputs=(VISION_INPUTS[input],), outputs=outputs)
 
 
 def text_graph(needs_attention_mask: bool) -> GraphSpec:

@@ -16,7 +16,7 @@ from edge.bundle import Bundle, Precision
 from edge.encoders.base import ImageEncoder, TextEncoder
 from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
 from edge.errors import BundleError
-from edge.preprocess import to_pixel_values
+from edge.preprocess import BatchBuffer, model_input
 from edge.scoring import category_probs, l2_normalize
 from edge.tokenizer import PromptTokenizer
 
@@ -90,13 +90,36 @@ class ZeroShotModel:
             text_encoder = text_encoder or OrtTextEncoder(bundle.path(text), threads=threads)
         self.image_encoder: ImageEncoder = image_encoder
         self.text_encoder: TextEncoder = text_encoder
+        spec = bundle.manifest.image
+        takes = getattr(image_encoder, "input_dtype", spec.input)
+        if takes != spec.input:
+            what = {"uint8": "uint8 images (normalised in the graph)", "float32": "float32 pixel_values"}
+            raise BundleError(
+                f"{bundle.root}: bundle.json says its vision model takes {what.get(spec.input, spec.input)}, but the "
+                f"{image_encoder.name} {image_encoder.precision} artifact takes {what.get(takes, takes)}: it was made "
+                f"from another export; rebuild it from this bundle ('edge-inspect build {bundle.root}' for engines, "
+                "'edge-inspect calibrate' for calibrated files) or re-export the bundle.")
+        self._buffer = BatchBuffer(spec.size)
+
+    def inputs(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR frames (any sizes) -> what the vision graph takes, resized straight into this thread's reusable
+        batch buffer (page-locked on TensorRT, so the batch is copied to the GPU once). The array is reused
+        by this thread's next call: encode it before preparing another batch."""
+        spec = self.bundle.manifest.image
+        lend = getattr(self.image_encoder, "input_buffer", None)
+
+        def rows(n: int) -> np.ndarray:
+            pinned = lend(n, spec.size) if lend is not None else None
+            return pinned if pinned is not None else self._buffer(n)
+
+        return model_input(images_bgr, spec, rows)
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
-        """pixel_values [B, 3, S, S] -> unit-length image embeddings [B, D]."""
+        """The graph's input (``inputs``) -> unit-length image embeddings [B, D]."""
         return l2_normalize(self.image_encoder.encode_images(pixel_values))
 
     def embed_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """pixel_values -> (unit image embeddings [B, D], patch tokens [B, P, Dp] or None), one encoder pass."""
+        """The graph's input -> (unit image embeddings [B, D], patch tokens [B, P, Dp] or None), one pass."""
         image, patches = self.image_encoder.encode_views(pixel_values)
         return l2_normalize(image), patches
 
@@ -106,7 +129,7 @@ class ZeroShotModel:
 
     def embed_images(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> unit-length image embeddings [B, D]."""
-        return self.embed_pixels(to_pixel_values(images_bgr, self.bundle.manifest.image))
+        return self.embed_pixels(self.inputs(images_bgr))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Prompts -> unit-length text embeddings [T, D]."""

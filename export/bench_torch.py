@@ -17,15 +17,19 @@ def eager_runs(checkpoint: str, pixels_by_batch: dict[int, np.ndarray], iteratio
                threads: int | None) -> list[dict[str, Any]]:
     import torch
 
+    from edge.preprocess import normalize
     from export.checkpoint import load_checkpoint
     from export.towers import VisionTower
 
     if threads:
         torch.set_num_threads(threads)
-    tower = VisionTower(load_checkpoint(checkpoint).model).eval()
+    ckpt = load_checkpoint(checkpoint)
+    tower = VisionTower(ckpt.model).eval()
     runs = []
     with torch.inference_mode():
         for batch, pixels in pixels_by_batch.items():
+            if pixels.dtype == np.uint8:  # a bundle that normalises in its graph: PyTorch takes pixel_values
+                pixels = normalize(pixels, ckpt.image)
             x = torch.from_numpy(pixels)
             tower(x)  # warm-up
             times = []

@@ -28,10 +28,11 @@ from edge.bundle import (
 from edge.contract import DEFAULT_OPSET, GraphSpec, text_graph, vision_graph
 from edge.errors import ExportError
 from edge.hashing import sha256_file
+from edge.preprocess import normalize
 from edge.progress import Steps
 from edge.tokenizer import PromptTokenizer
 from export.checkpoint import Checkpoint, load_checkpoint
-from export.parity import PARITY_PROMPTS, ParityCase, compare, text_cases, vision_cases
+from export.parity import PARITY_PROMPTS, ParityCase, compare, image_cases, text_cases, vision_cases
 
 PARITY_MIN_COSINE = 0.9999
 
@@ -45,6 +46,8 @@ class ExportOptions:
     name: str | None = None
     force: bool = False
     patch_layers: str = "auto"  # "auto" | "none" | "joint" | "1,2" (hidden-state indices): patch_embeds output
+    uint8_input: bool = True  # vision.onnx takes uint8 BGR images and normalises in the graph (False: pixel_values)
+    resample: str = "halve"  # how preprocessing shrinks frames for this bundle (README, "Preprocessing")
 
 
 def patch_spec(ckpt: Checkpoint, choice: str) -> Any:
@@ -162,20 +165,34 @@ def _save_tokenizer(ckpt: Checkpoint, path: Path) -> None:
 
 
 def _export_vision(ckpt: Checkpoint, tmp: Path, opt: ExportOptions, steps: Steps, patches: Any) -> FileEntry:
+    """The vision graph; with uint8 input, checked against the float PyTorch tower fed by the runtime's own
+    float normalisation, so the folding is proven, not assumed."""
     import torch
 
     from export.towers import VisionTower
+    from export.uint8_input import Uint8Images
 
+    spec = ckpt.image
     tower = VisionTower(ckpt.model, patches).eval()
-    graph = vision_graph(patches is not None)
+    graph = vision_graph(patches is not None, spec.input)
     path = tmp / "vision.onnx"
-    s = ckpt.image.size
-    with steps.step("exporting vision.onnx" + (" (image and patch embeddings)" if patches else "")):
-        _onnx_export(tower, torch.zeros(2, 3, s, s), path, graph, opt.opset)
+    s = spec.size
+    what = " (image and patch embeddings)" if patches else ""
+    if spec.input == "uint8":
+        module = Uint8Images(tower, spec).eval()
+        with steps.step(f"exporting vision.onnx{what}, uint8 input"):
+            steps.info("normalisation " + ("folded into the patch embedding" if module.folded else "as graph ops"))
+            _onnx_export(module, torch.zeros(2, s, s, 3, dtype=torch.uint8), path, graph, opt.opset)
+        cases = image_cases(spec, opt.parity_batch, opt.seed)
+        reference = lambda i: lambda x: _torch_fn(tower, i)(normalize(x, spec))  # noqa: E731
+    else:
+        with steps.step(f"exporting vision.onnx{what}"):
+            _onnx_export(tower, torch.zeros(2, 3, s, s), path, graph, opt.opset)
+        cases = vision_cases(spec, opt.parity_batch, opt.seed)
+        reference = lambda i: _torch_fn(tower, i)  # noqa: E731
     with steps.step("checking vision.onnx against PyTorch"):
-        cases = vision_cases(ckpt.image, opt.parity_batch, opt.seed)
         worst = min(_gate(f"vision.onnx {graph.output_names[i]}",
-                          compare(cases, _torch_fn(tower, i), _ort_fn(path, graph.input_names[0], i)), steps)
+                          compare(cases, reference(i), _ort_fn(path, graph.input_names[0], i)), steps)
                     for i in range(len(graph.outputs)))
     return FileEntry(path=path.name, sha256=sha256_file(path), precision="fp32",
                      parity_min_cosine=round(worst, 7))
@@ -242,6 +259,8 @@ def bundle_from_checkpoint(model_ref: str, out: Path, opt: ExportOptions | None 
     steps = Steps(total=6, quiet=quiet)
     with steps.step(f"loading checkpoint {model_ref}"):
         ckpt = load_checkpoint(model_ref, resize=opt.resize)
+        ckpt.image = ckpt.image.model_copy(update={"input": "uint8" if opt.uint8_input else "float32",
+                                                   "resample": opt.resample})
         steps.info(f"family {ckpt.family}, image {ckpt.image.size}px ({ckpt.image.resize}), "
                    f"context {ckpt.text.context_length}")
     out.parent.mkdir(parents=True, exist_ok=True)

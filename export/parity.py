@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edge.bundle import ImageSpec
-from edge.preprocess import to_pixel_values
+from edge.preprocess import resize_batch, to_pixel_values
 
 PARITY_PROMPTS = (
     "a photo of a scratched metal bracket",
@@ -63,6 +63,18 @@ def vision_cases(spec: ImageSpec, batch: int, seed: int) -> dict[str, np.ndarray
         "random batch 1": rng.standard_normal((1, 3, s, s)).astype(np.float32),
         f"random batch {batch}": rng.standard_normal((batch, 3, s, s)).astype(np.float32),
         f"natural batch {batch}": to_pixel_values(natural_frames(batch, seed), spec),
+    }
+
+
+def image_cases(spec: ImageSpec, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """uint8 BGR frames [B, S, S, 3] for graphs that take ``images``: noise over the whole 0..255 range (the
+    folded first layer must hold at the extremes) and natural frames through the runtime's own resize."""
+    rng = np.random.default_rng(seed)
+    s = spec.size
+    return {
+        "random uint8 batch 1": rng.integers(0, 256, size=(1, s, s, 3), dtype=np.uint8),
+        f"random uint8 batch {batch}": rng.integers(0, 256, size=(batch, s, s, 3), dtype=np.uint8),
+        f"natural uint8 batch {batch}": resize_batch(natural_frames(batch, seed), spec),
     }
 
 

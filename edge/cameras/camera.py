@@ -54,6 +54,7 @@ class CameraStats:
     reconnects: int = 0
     unreadable: int = 0  # replay files that could not be decoded (skipped)
     converted: int = 0  # frames with another channel count (grey, BGRA) converted to BGR
+    capture_s: float = 0.0  # reading (decoding) and converting frames, on this camera's thread: the bench's capture
     last_error: str | None = None
 
 
@@ -184,6 +185,7 @@ class Camera:
         while not self._stop.is_set():
             if not source.live:
                 self._wait_taken()
+            started = time.perf_counter()
             try:
                 raw = source.read()
             except CameraError as err:
@@ -197,6 +199,7 @@ class Camera:
             if raw is None:
                 return True
             self._publish(raw.image, raw.meta)
+            self.stats.capture_s += time.perf_counter() - started
             self._set_state(CameraState.STREAMING)
             if period:
                 next_due = max(next_due + period, time.monotonic() - period)

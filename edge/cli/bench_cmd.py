@@ -24,9 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pipe = sub.add_parser("pipeline", help="service frames/s and per-stage time vs the bare encoder")
     pipe.add_argument("--bundle", type=Path, required=True)
     pipe.add_argument("--prompts", type=Path, help="prompt set (default: a small built-in one)")
-    pipe.add_argument("--cameras", default="1,4", help="comma list of camera counts (default %(default)s)")
+    pipe.add_argument("--cameras", default="1,4,8", help="comma list of camera counts (default %(default)s)")
     pipe.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    pipe.add_argument("--tiles", metavar="ROWSxCOLS", help="tile grid per camera, e.g. 2x2")
+    pipe.add_argument("--tiles", metavar="VIEWS", default="whole",
+                      help="comma list of views: whole and/or tile grids, e.g. whole,2x2 (default %(default)s)")
+    pipe.add_argument("--defect-rate", type=float, default=0.5, help="share of defective frames replayed "
+                      "(default %(default)s; a line's is usually a few percent)")
+    pipe.add_argument("--unbatched", action="store_true", help="each count of 2+ cameras again with one crop per "
+                      "encoder call (model.max_batch 1): what batching the cameras gains")
     pipe.add_argument("--memory", action="store_true", help="each camera count again with a good-part memory "
                       "(needs a bundle with patch_embeds)")
     pipe.add_argument("--json", type=Path, default=Path("bench-pipeline.json"), help="report file")
@@ -90,12 +95,18 @@ def run(args: argparse.Namespace) -> int:
         print(mqtt_table(report))
         print(f"wrote {args.json}")
         return 0
-    tiles = None
-    if args.tiles:
-        rows, _, cols = args.tiles.partition("x")
-        tiles = {"rows": int(rows), "cols": int(cols), "overlap": 0.25}
+    views: list[dict[str, Any] | None] = []
+    for view in (v.strip() for v in args.tiles.split(",") if v.strip()):
+        rows, x, cols = view.partition("x")
+        if view == "whole":
+            views.append(None)
+        elif x and rows.isdigit() and cols.isdigit() and int(rows) * int(cols) > 0:
+            views.append({"rows": int(rows), "cols": int(cols), "overlap": 0.25})
+        else:
+            raise ConfigError(f"--tiles {args.tiles}: '{view}' is not a view; use whole or ROWSxCOLS, e.g. whole,2x2.")
     cameras = [int(c) for c in args.cameras.split(",") if c.strip()]
-    report = pipeline(args.bundle, args.prompts, cameras, args.seconds, tiles, args.json, args.memory)
+    report = pipeline(args.bundle, args.prompts, cameras, args.seconds, views, args.json, args.memory,
+                      args.unbatched, args.defect_rate)
     print(pipeline_table(report))
     print(f"wrote {args.json}")
     return 0

@@ -58,7 +58,6 @@ def anomalies(model: ZeroShotModel, good: Path, view: CameraConfig, frames: list
     from edge.inspect.frames import cut, per_frame
     from edge.inspect.goodparts import build_view_memory, good_images
     from edge.inspect.memory import MemoryParams, frame_anomalies
-    from edge.preprocess import to_pixel_values
 
     images, names = good_images(good)
     size = images[0].shape[:2]
@@ -68,7 +67,7 @@ def anomalies(model: ZeroShotModel, good: Path, view: CameraConfig, frames: list
                           "compares the same view, so give frames of the same camera.")
     memory = build_view_memory(model, images, names, view, MemoryParams(), "classify")
     crops, tiles = cut(frames, [view] * len(frames))
-    _, tokens = model.embed_views(to_pixel_values(crops, model.bundle.manifest.image))
+    _, tokens = model.embed_views(model.inputs(crops))
     assert tokens is not None  # build_view_memory refused a bundle without patch tokens
     parts = per_frame(tokens, [len(t) for t in tiles])
     found = frame_anomalies(memory, np.stack(parts), [[t.box for t in ts] for ts in tiles],

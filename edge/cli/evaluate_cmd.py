@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tiles", metavar="ROWSxCOLS", help="tile grid of the camera view (e.g. 2x2, plus the whole frame)")
     p.add_argument("--windows", metavar="N[,M]", help="further square grids (e.g. 3: a 3x3 grid as well)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--resample", choices=("area", "halve", "pyramid", "linear"),
+                   help="shrink frames this way instead of the bundle's image.resample: to measure a resampling "
+                   "before choosing it at export (the station always uses the bundle's)")
     p.add_argument("--out", type=Path, default=Path("evaluate-out"), help="report folder (default %(default)s)")
     p.add_argument("--quiet", action="store_true")
 
@@ -38,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
     prompts = load_prompt_set(args.prompts)
     view = camera_view("evaluate", args.tiles, args.windows)
-    with tempfile.TemporaryDirectory() as tmp, ZeroShotModel(Bundle.open(args.bundle), precision=args.precision) \
-            as model:
+    bundle = Bundle.open(args.bundle)
+    if args.resample:
+        image = bundle.manifest.image.model_copy(update={"resample": args.resample})
+        bundle.manifest = bundle.manifest.model_copy(update={"image": image})
+    with tempfile.TemporaryDirectory() as tmp, ZeroShotModel(bundle, precision=args.precision) as model:
         roots: tuple[Path, ...] = ()
         if args.good:
             good = good_frames_of(args.good, args.good_frames, Path(tmp) / "good") if args.good.startswith("sim://") \
@@ -58,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         ev = evaluate(model, state, samples, view, (lambda d, n: say(f"{d}/{n} frames")))  # type: ignore[arg-type]
     title = f"evaluate {args.bundle.name} ({args.precision}) on {args.labelled or args.images}"
     write_report(ev, args.out, title, {"bundle": str(args.bundle), "prompts": str(args.prompts),
-                                       "tiles": args.tiles, "windows": args.windows, "precision": args.precision})
+                                       "tiles": args.tiles, "windows": args.windows, "precision": args.precision,
+                                       "resample": bundle.manifest.image.resample})
     from edge.evaluate import markdown
 
     print(markdown(ev, title).split("\n\nVerdicts")[0])

@@ -13,13 +13,16 @@ import numpy as np
 
 
 class ImageEncoder(Protocol):
-    """pixel_values [B, 3, S, S] float32 -> image embeddings [B, D] float32 (and, for bundles exported
-    with them, patch embeddings [B, P, Dp] from the same pass)."""
+    """The vision graph's input -> image embeddings [B, D] float32 (and, for bundles exported with them,
+    patch embeddings [B, P, Dp] from the same pass). The input is what the bundle's ``image.input`` says:
+    uint8 ``images`` [B, S, S, 3] (BGR, resized; the graph normalises) or float32 ``pixel_values``
+    [B, 3, S, S]; ``input_dtype`` names it, and a batch of the other kind is refused in one line."""
 
     name: str
     precision: str
     max_batch: int
     has_patches: bool
+    input_dtype: str
 
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray: ...
 

@@ -113,7 +113,8 @@ class HostDeviceBuffer:
     def upload(self, data: np.ndarray, stream: Stream) -> None:
         """Copy ``data`` (leading rows of the buffer) to the device, asynchronously."""
         rows = len(data)
-        self.host[:rows] = data
+        if not (data.ctypes.data == self.host.ctypes.data and data.dtype == self.host.dtype):
+            self.host[:rows] = data  # staged; a batch written straight into ``host`` (host_input) is not
         self._cuda.memcpy_htod_async(self.device, self.host[:rows], stream.raw)
 
     def download(self, rows: int, stream: Stream) -> None:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS, text_graph
+from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, TEXT_EMBEDS, text_graph
 from edge.errors import EngineError
 
 
@@ -66,6 +66,7 @@ class OrtSession:
             ) from err
         self.path = path
         self.input_names = {i.name for i in self.session.get_inputs()}
+        self.input_types = {i.name: ORT_TYPES.get(i.type, i.type) for i in self.session.get_inputs()}
 
     def run(self, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.run_many([output], feeds)[0]
@@ -82,6 +83,19 @@ class OrtSession:
 
     def close(self) -> None:
         self.session = None
+
+
+ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64)": "int64",
+             "tensor(float16)": "float16"}
+
+
+def check_input(path: Path, batch: np.ndarray, expected: str) -> None:
+    """One line naming the graph's input type and the fix, instead of a backend's error deep in a thread."""
+    if batch.dtype != np.dtype(expected):
+        other = "uint8 images [B, S, S, 3]" if expected == "uint8" else "float32 pixel_values [B, 3, S, S]"
+        raise EngineError(f"{path}: takes {other}, was given {batch.dtype} {list(batch.shape)}; the bundle.json "
+                          "beside it describes another export (re-export the bundle, or rebuild the engine from "
+                          "this bundle with 'edge-inspect build').")
 
 
 _E = TypeVar("_E", bound="_OrtEncoder")
@@ -119,10 +133,17 @@ class OrtImageEncoder(_OrtEncoder):
         super().__init__(path, threads, max_batch, emulate_qdq)
         self.precision = precision
         self.has_patches = PATCH_EMBEDS.name in self._session.output_names
+        session = self._session.session
+        assert session is not None
+        first = session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_dtype = ORT_TYPES.get(first.type, first.type)  # "uint8" (images) or "float32" (pixel_values)
 
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+        """The graph's input (uint8 images or float pixel_values, as its bundle says) -> image embeddings."""
+        check_input(self._session.path, pixel_values, self.input_dtype)
         parts = [
-            self._session.run(IMAGE_EMBEDS.name, {PIXEL_VALUES.name: pixel_values[s]})
+            self._session.run(IMAGE_EMBEDS.name, {self.input_name: pixel_values[s]})
             for s in _chunks(len(pixel_values), self.max_batch)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
@@ -131,7 +152,8 @@ class OrtImageEncoder(_OrtEncoder):
         """Image and patch embeddings from one pass (patches None for bundles without them)."""
         if not self.has_patches:
             return self.encode_images(pixel_values), None
-        outs = [self._session.run_many([IMAGE_EMBEDS.name, PATCH_EMBEDS.name], {PIXEL_VALUES.name: pixel_values[s]})
+        check_input(self._session.path, pixel_values, self.input_dtype)
+        outs = [self._session.run_many([IMAGE_EMBEDS.name, PATCH_EMBEDS.name], {self.input_name: pixel_values[s]})
                 for s in _chunks(len(pixel_values), self.max_batch)]
         if not outs:
             return np.zeros((0, 0), np.float32), None

@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS
+from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, TEXT_EMBEDS
 from edge.encoders.cuda_memory import CudaDevice, HostDeviceBuffer, Stream
+from edge.encoders.onnxruntime import check_input
 from edge.engines.device import import_tensorrt
 from edge.errors import EngineError
 
@@ -74,6 +75,14 @@ class TrtEngine:
             with self._lock:
                 self._states.append(state)
         return state
+
+    def host_input(self, name: str, rows: int, example_shape: tuple[int, ...]) -> np.ndarray | None:
+        """This thread's page-locked host buffer for input ``name``, first ``rows`` rows: preprocessing writes the
+        batch there and :meth:`run` copies it to the device once, with no staging copy. None above max_batch."""
+        if rows > self.max_batch:
+            return None
+        state = self._state({name: np.empty((1, *example_shape), self._dtype(name))})
+        return state.buffers[name].host[:rows]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One batch of at most ``max_batch`` rows; returns copies of the outputs."""
@@ -138,18 +147,37 @@ class _TrtEncoder:
 
 
 class TrtImageEncoder(_TrtEncoder):
+    """TensorRT supports uint8 only as network I/O followed by a cast, which is exactly how the uint8 graph
+    begins (Transpose, Cast), so the engine takes the camera's bytes."""
+
     @property
     def has_patches(self) -> bool:
         return PATCH_EMBEDS.name in self._engine.outputs
 
+    @property
+    def input_name(self) -> str:
+        return str(self._engine.inputs[0])
+
+    @property
+    def input_dtype(self) -> str:
+        return str(self._engine._dtype(self.input_name))
+
+    def input_buffer(self, rows: int, size: int) -> np.ndarray | None:
+        """Page-locked rows for a uint8 batch of ``size`` x ``size`` frames (None for float engines or big batches)."""
+        if self.input_dtype != "uint8":
+            return None
+        return self._engine.host_input(self.input_name, rows, (size, size, 3))
+
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
-        return self._run({PIXEL_VALUES.name: pixel_values}, IMAGE_EMBEDS.name)
+        check_input(self._engine.path, pixel_values, self.input_dtype)
+        return self._run({self.input_name: pixel_values}, IMAGE_EMBEDS.name)
 
     def encode_views(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Both outputs of one execution (patch_embeds only in engines built from such a graph)."""
         if not self.has_patches:
             return self.encode_images(pixel_values), None
-        parts = [self._engine.run({PIXEL_VALUES.name: pixel_values[i : i + self.max_batch]})
+        check_input(self._engine.path, pixel_values, self.input_dtype)
+        parts = [self._engine.run({self.input_name: pixel_values[i : i + self.max_batch]})
                  for i in range(0, len(pixel_values), self.max_batch)]
         image = np.concatenate([p[IMAGE_EMBEDS.name] for p in parts]).astype(np.float32)
         return image, np.concatenate([p[PATCH_EMBEDS.name] for p in parts]).astype(np.float32)

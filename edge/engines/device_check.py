@@ -22,7 +22,7 @@ from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.engines import selftest
 from edge.engines.build import BuildOptions, build
 from edge.engines.manifest import engine_paths
-from edge.preprocess import to_pixel_values
+from edge.preprocess import model_input
 from edge.scoring import l2_normalize
 from edge.sim import LineSimulator
 
@@ -49,7 +49,7 @@ def run(root: Path, batches: list[int], iterations: int, out: Path | None, quiet
         raise BundleError(f"{root}: no fp16 or int8 ONNX to build engines from; run 'edge-inspect calibrate' on "
                           "the workstation first.")
     frames = [LineSimulator(seed=77).frame(i).image for i in range(max(batches))]
-    pixels = to_pixel_values(frames, bundle.manifest.image)
+    pixels = model_input(frames, bundle.manifest.image)
     with OrtImageEncoder(bundle.path("vision")) as ort_enc:
         reference = l2_normalize(ort_enc.encode_images(pixels))
         rows = [_row("onnxruntime", "fp32", b, _time(ort_enc.encode_images, pixels[:b], iterations), None)

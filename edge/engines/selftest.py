@@ -54,12 +54,12 @@ class SelfTest:
 
 def _compute(bundle: Bundle) -> Reference:
     from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
-    from edge.preprocess import to_pixel_values
+    from edge.preprocess import model_input
     from edge.sim import LineSimulator
     from edge.tokenizer import PromptTokenizer
 
     sim = LineSimulator(seed=4242)
-    pixels = to_pixel_values([sim.frame(i).image for i in range(4)], bundle.manifest.image)
+    pixels = model_input([sim.frame(i).image for i in range(4)], bundle.manifest.image)
     ids, mask = PromptTokenizer(bundle.path("tokenizer"), bundle.manifest.text)(list(PROMPTS))
     with OrtImageEncoder(bundle.path("vision")) as vision, OrtTextEncoder(bundle.path("text")) as text:
         return Reference(pixels, vision.encode_images(pixels), ids, mask, text.encode_texts(ids, mask))

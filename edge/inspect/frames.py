@@ -28,7 +28,6 @@ from edge.inspect.memory import MAP_SCALE, Box, FrameAnomaly, frame_anomalies, s
 from edge.inspect.prompt_state import PromptState, View, camera_for, score
 from edge.inspect.tiles import Tile, crop, tiles_for
 from edge.model import ZeroShotModel
-from edge.preprocess import to_pixel_values
 
 ZOOM_RANGE = (1.0, 6.0)  # the zoomed crop: frame / zoom, as wide as twice the box, within the views the towers know
 
@@ -107,16 +106,15 @@ def _area(box: Box) -> int:
 
 def _encode(model: ZeroShotModel, crops: list[np.ndarray], batch: int | None, clock: dict[str, float]
             ) -> tuple[np.ndarray, np.ndarray | None]:
-    spec = model.bundle.manifest.image
     step = batch or max(1, len(crops))
     images, patches = [], []
     t = time.perf_counter()
     for i in range(0, len(crops), step):
-        pixels = to_pixel_values(crops[i : i + step], spec)
+        pixels = model.inputs(crops[i : i + step])
         t1 = time.perf_counter()
         image, tokens = model.embed_views(pixels)
         t2 = time.perf_counter()
-        clock["preprocess"] += t1 - t
+        clock["resize"] += t1 - t
         clock["encode"] += t2 - t1
         t = t2
         images.append(image)
@@ -200,15 +198,16 @@ def score_frames(model: ZeroShotModel, state: PromptState, frames: Sequence[np.n
 
     With ``batch`` (crops per encoder call) long offline runs are chunked; the line passes
     None: all crops of all cameras in one call. ``timings`` accumulates seconds per stage
-    (preprocess, encode, score, memory) for the pipeline benchmark.
+    (resize: cutting tiles and resizing them into the batch buffer; encode; score; memory) for the pipeline
+    benchmark.
     """
     per: list[View] = list(views) if isinstance(views, (list, tuple)) else [views] * len(frames)  # type: ignore[list-item]
-    clock = {"preprocess": 0.0, "encode": 0.0, "score": 0.0, "memory": 0.0}
+    clock = {"resize": 0.0, "encode": 0.0, "score": 0.0, "memory": 0.0}
     t0 = time.perf_counter()
     crops, tiles = cut(frames, per)
     if not crops:
         return []
-    clock["preprocess"] += time.perf_counter() - t0
+    clock["resize"] += time.perf_counter() - t0
     image, tokens = _encode(model, crops, batch, clock)
     t = time.perf_counter()
     out = frame_scores(score(model, state, image), tiles, state.names)

@@ -22,7 +22,7 @@ from edge.errors import BundleError, ConfigError, ImageError
 from edge.inspect.memory import MemoryParams, TileMemory, ViewMemory, augment, grid_of, set_thresholds, tile_memory
 from edge.inspect.tiles import crop, tiles_for
 from edge.model import ZeroShotModel
-from edge.preprocess import IMAGE_SUFFIXES, load_image, to_pixel_values
+from edge.preprocess import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger("edge_inspect.memory")
 
@@ -76,10 +76,9 @@ def _encode_views(model: ZeroShotModel, images: Sequence[np.ndarray], view: Came
     h, w = images[0].shape[:2]
     tiles = tiles_for(view, w, h)
     crops = [crop(im, t.box) for im in images for t in tiles]
-    spec = model.bundle.manifest.image
     parts = []
     for i in range(0, len(crops), batch):
-        _, patches = model.embed_views(to_pixel_values(crops[i : i + batch], spec))
+        _, patches = model.embed_views(model.inputs(crops[i : i + batch]))
         if patches is None:
             raise BundleError(f"{model.bundle.root}: the vision graph has no patch_embeds output, which the good-part "
                               "memory needs; re-export the bundle with this version ('edge-inspect export').")

@@ -44,7 +44,7 @@ class Counters:
     inspected: int = 0
     batches: int = 0
     triggers_timed_out: int = 0
-    stage_s: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "encode": 0.0, "score": 0.0,
+    stage_s: dict[str, float] = field(default_factory=lambda: {"resize": 0.0, "encode": 0.0, "score": 0.0,
                                                                "memory": 0.0})
 
 

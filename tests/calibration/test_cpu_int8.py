@@ -12,6 +12,8 @@ from calibration.cpu_int8 import CPU_FORMATS
 from edge.bundle import Bundle, read_manifest, write_manifest
 from edge.errors import BundleError
 from edge.model import ZeroShotModel
+from edge.preprocess import model_input
+from export.parity import natural_frames
 from tests.calibration.conftest import copy_bundle, gate_follows_its_numbers, report
 from tests.helpers import one_line_error, run_cli
 
@@ -40,8 +42,8 @@ def test_cpu_artifact_is_the_fastest_candidate_that_passes(family: str, cpu_int8
 
 def test_onnxruntime_backend_selects_the_cpu_artifact(cpu_int8_demo: dict[str, Path]) -> None:
     bundle = Bundle.open(cpu_int8_demo["clip"])
-    pixels = np.random.default_rng(1).normal(size=(3, 3, 224, 224)).astype(np.float32)
     with ZeroShotModel(bundle, precision="int8") as int8, ZeroShotModel(bundle) as fp32:
+        pixels = model_input(natural_frames(3, seed=1), bundle.manifest.image)  # what the graph takes
         assert int8.image_encoder._session.path.name == "vision.int8-cpu.onnx"  # type: ignore[attr-defined]
         assert int8.text_encoder._session.path.name == "text.int8-cpu.onnx"  # type: ignore[attr-defined]
         cos = np.sum(int8.embed_pixels(pixels) * fp32.embed_pixels(pixels), axis=1)

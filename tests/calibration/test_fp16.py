@@ -35,7 +35,9 @@ def test_fp16_artifacts_pass_the_gate_and_keep_float_islands(fp16_demo: Path) ->
     vision = onnx.load(str(fp16_demo / "vision.fp16.onnx"))
     counts = float_dtypes(vision)
     assert counts["float16"] > 50 * counts["float32"]  # the weights really are halved
-    for io in (*vision.graph.input, *vision.graph.output):  # callers keep feeding and reading float32
+    # callers keep feeding what the bundle says (uint8 images) and reading float32
+    assert [i.type.tensor_type.elem_type for i in vision.graph.input] == [TensorProto.UINT8]
+    for io in vision.graph.output:
         assert io.type.tensor_type.elem_type == TensorProto.FLOAT
     for node in vision.graph.node:
         if node.op_type in ("LayerNormalization", "Softmax", "ReduceL2"):

@@ -19,9 +19,11 @@ from edge.errors import BundleError
 from edge.inspect.decision import decide
 from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
+from edge.preprocess import model_input
 from edge.prompts import load_prompt_set
 from edge.scoring import category_probs, l2_normalize
 from export.captions import DEMO_PROMPTS_FILE
+from export.parity import natural_frames
 from tests.calibration.conftest import copy_bundle, gate_follows_its_numbers, report
 
 FAMILIES = ("clip", "siglip")
@@ -128,7 +130,7 @@ def test_report_numbers_recompute_from_the_artifacts(family: str, int8_demo: dic
 
 def test_runtime_runs_the_int8_artifact(int8_demo: dict[str, Path]) -> None:
     bundle = Bundle.open(int8_demo["clip"])
-    pixels = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    pixels = model_input(natural_frames(2, seed=0), bundle.manifest.image)  # what the graph takes: uint8 images
     with ZeroShotModel(bundle, precision="int8") as int8, ZeroShotModel(bundle) as fp32:
         assert int8.image_encoder.precision == "int8"
         a, b = int8.embed_pixels(pixels), fp32.embed_pixels(pixels)

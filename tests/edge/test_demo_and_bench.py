@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.helpers import run_cli
+from tests.helpers import one_line_error, run_cli
 
 
 def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
@@ -29,11 +29,21 @@ def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
 
 
 def test_bench_pipeline_and_mqtt_write_complete_reports(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
-    out = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--cameras", "1",
-                  "--seconds", "1", "--json", str(tmp_path / "p.json")).out
+    out = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--cameras", "2", "--tiles",
+                  "whole,2x2", "--unbatched", "--seconds", "1", "--json", str(tmp_path / "p.json")).out
     report = json.loads((tmp_path / "p.json").read_text())
-    run = report["runs"][0]
-    assert run["frames"] > 0 and run["bare_encoder_ms_per_frame"] > 0 and "overhead vs encode" in out
+    assert report["input"] == "uint8" and "overhead vs bare" in out and "2x2 + whole" in out
+    runs = report["runs"]  # per view: batched, then one crop per encoder call
+    assert [(r["tiles"] is not None, r["batched"]) for r in runs] == [(False, True), (False, False), (True, True),
+                                                                       (True, False)]
+    for r in runs:
+        assert r["frames"] > 0 and r["bare_encoder_ms_per_frame"] > 0
+        assert set(r["stage_ms_per_frame"]) >= {"capture", "resize", "encode", "score", "publish"}
+        assert all(v >= 0 for v in r["stage_ms_per_frame"].values()) and r["skipped_frames"] >= 0
+    assert runs[3]["mean_batch_crops"] == 1 and runs[2]["crops_per_frame"] == 5
+    assert runs[0]["batched_vs_unbatched"] == round(runs[0]["images_per_s"] / runs[1]["images_per_s"], 3)
+    bad = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--tiles", "2by2", expect=2)
+    assert "--tiles 2by2: '2by2' is not a view" in one_line_error(bad)
     run_cli("bench", "sim", "--frames", "5", "--json", str(tmp_path / "s.json"))
     assert json.loads((tmp_path / "s.json").read_text())["frames_per_s"] > 0
     run_cli("bench", "mqtt", "--results", "200", "--json", str(tmp_path / "m.json"))

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from edge.bundle import Bundle
-from edge.contract import DEFAULT_OPSET, IMAGE_EMBEDS, PATCH_EMBEDS, PIXEL_VALUES, TEXT_EMBEDS
-from edge.preprocess import to_pixel_values
+from edge.contract import DEFAULT_OPSET, IMAGE_EMBEDS, IMAGES, PATCH_EMBEDS, TEXT_EMBEDS
+from edge.preprocess import normalize, resize_batch
 from edge.tokenizer import PromptTokenizer
 from export.checkpoint import load_checkpoint
 from export.parity import cosine_rows, natural_frames
@@ -40,10 +40,11 @@ def test_onnx_matches_pytorch_at_several_batch_sizes(
     text = ort.InferenceSession(str(bundle.path("text")))
     tok = PromptTokenizer(bundle.path("tokenizer"), bundle.manifest.text)
     for batch in (1, 3, 7):  # traced at 2: every other size proves the batch axis is dynamic
-        pixels = to_pixel_values(natural_frames(batch, seed=batch + 100), bundle.manifest.image)
+        images = resize_batch(natural_frames(batch, seed=batch + 100), bundle.manifest.image)  # uint8 BGR
+        pixels = normalize(images, bundle.manifest.image)  # what PyTorch takes: the float path, in Python
         with torch.no_grad():
             ref = VisionTower(ckpt.model)(torch.from_numpy(pixels)).numpy()
-        got, patches = vision.run([IMAGE_EMBEDS.name, PATCH_EMBEDS.name], {PIXEL_VALUES.name: pixels})
+        got, patches = vision.run([IMAGE_EMBEDS.name, PATCH_EMBEDS.name], {IMAGES.name: images})
         assert got.shape == (batch, bundle.manifest.embed_dim)
         assert cosine_rows(ref, got).min() >= 0.9999
         info = bundle.manifest.patches  # the patch tokens: same pass, same parity

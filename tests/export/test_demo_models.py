@@ -12,7 +12,6 @@ import pytest
 from edge.bundle import Bundle
 from edge.inspect.prompt_state import text_embeddings
 from edge.model import ZeroShotModel
-from edge.preprocess import to_pixel_values
 from edge.prompts import PromptSet
 from export.captions import DEMO_PROMPTS
 from export.demo_models import recipe
@@ -62,7 +61,7 @@ def test_the_shipped_bundle_is_the_export_of_the_weights(family: str, demo_bundl
     outputs = []
     for bundle in (shipped, fresh):
         with ZeroShotModel(bundle) as model:
-            image, patches = model.embed_views(to_pixel_values(frames, model.bundle.manifest.image))
+            image, patches = model.embed_views(model.inputs(frames))
             outputs.append((image, patches, text_embeddings(model, prompts)))
     for a, b in zip(*outputs):
         assert a is not None and b is not None and a.shape == b.shape
