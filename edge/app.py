@@ -146,10 +146,11 @@ def one_blas_thread() -> None:
 
     The encoder's runtime owns the cores (ONNX Runtime's intra-op pool); the station's own numpy work per
     frame is small matrix products (scores, the memory's projection and search). With BLAS's own pool of
-    one thread per core those products wait on threads that fight the encoder's: measured on the 2-core
-    development machine, the memory's PCA projection of one tile took 5.2 ms with OpenBLAS's default
-    threads and 0.5 ms with one. Process-wide because OpenBLAS has one pool; calibration and export, which
-    do large products, never build a station.
+    one thread per core those products wait on threads that fight the encoder's (ONNX Runtime's workers
+    spin for a while after each run): measured on the 2-core development machine right after an encoder
+    call, the memory's PCA projection of one tile took 3.0 ms with OpenBLAS's default threads and 0.21 ms
+    with one. Process-wide because OpenBLAS has one pool; calibration and export, which do large
+    products, never build a station.
     """
     from threadpoolctl import threadpool_limits
 
