@@ -66,7 +66,7 @@ def machine() -> str:
     except OSError:
         pass
     features = ("AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-512, no VNNI" if "avx512f" in flags
-                else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2")
+                else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2" if flags else platform.machine())
     return f"{model} ({features}), {os.cpu_count()} cores, {platform.system()}"
 
 
@@ -113,7 +113,8 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
         prompts.write_text(yaml.safe_dump({**data, "good": str(workdir / "good")}))
     cams = [{"name": f"cam{i}", "source": str(frames_dir), **({"tiles": tiles} if tiles else {})}
             for i in range(cameras)]
-    name = f"state{cameras}{'-t' if tiles else ''}{'-memory' if memory else ''}{'-unbatched' if unbatched else ''}"
+    grid = f"-{tiles['rows']}x{tiles['cols']}" if tiles else ""
+    name = f"state{cameras}{grid}{'-memory' if memory else ''}{'-unbatched' if unbatched else ''}"
     cfg = parse_config({"cameras": cams, "model": {"bundle": str(bundle), **({"max_batch": 1} if unbatched else {})},
                         "prompts": str(prompts), "state_dir": str(workdir / name)}, "bench")
 

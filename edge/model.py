@@ -93,6 +93,8 @@ class ZeroShotModel:
         spec = bundle.manifest.image
         takes = getattr(image_encoder, "input_dtype", spec.input)
         if takes != spec.input:
+            image_encoder.close()
+            text_encoder.close()
             what = {"uint8": "uint8 images (normalised in the graph)", "float32": "float32 pixel_values"}
             raise BundleError(
                 f"{bundle.root}: bundle.json says its vision model takes {what.get(spec.input, spec.input)}, but the "

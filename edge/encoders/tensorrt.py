@@ -163,8 +163,9 @@ class TrtImageEncoder(_TrtEncoder):
         return str(self._engine._dtype(self.input_name))
 
     def input_buffer(self, rows: int, size: int) -> np.ndarray | None:
-        """Page-locked rows for a uint8 batch of ``size`` x ``size`` frames (None for float engines or big batches)."""
-        if self.input_dtype != "uint8":
+        """Page-locked rows for a uint8 batch of ``size`` x ``size`` frames; None for float engines and for batches
+        the encoder splits into chunks (a later chunk would be staged over the first rows of the caller's array)."""
+        if self.input_dtype != "uint8" or rows > self.max_batch:
             return None
         return self._engine.host_input(self.input_name, rows, (size, size, 3))
 

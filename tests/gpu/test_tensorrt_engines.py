@@ -15,7 +15,9 @@ from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.encoders.select import open_encoders
 from edge.engines.manifest import engine_paths, read_engine_manifest
 from edge.errors import EngineError
+from edge.preprocess import model_input
 from edge.scoring import l2_normalize
+from export.parity import natural_frames
 from tests.calibration.conftest import calibrate, copy_bundle
 from tests.helpers import run_cli
 
@@ -39,7 +41,8 @@ def test_engines_match_onnxruntime(built: Path, precision: str, min_cos: float) 
     assert manifest.profile.max_batch == 16 and manifest.role == f"vision.{precision}"
     enc = open_encoders(bundle, ModelConfig(bundle=built, precision=precision, backend="tensorrt"))  # type: ignore[arg-type]
     assert enc.backend == "tensorrt" and enc.note is None
-    pixels = np.random.default_rng(0).normal(size=(21, 3, 224, 224)).astype(np.float32)  # > max batch: chunked
+    # > max batch: chunked; uint8 frames, as the bundle's graph (and so the engine) takes them
+    pixels = model_input(natural_frames(21, seed=0), bundle.manifest.image)
     with OrtImageEncoder(built / "vision.onnx") as ref:
         want = l2_normalize(ref.encode_images(pixels))
     got = l2_normalize(enc.image.encode_images(pixels))
