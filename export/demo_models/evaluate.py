@@ -97,11 +97,14 @@ def evaluate_family(family: str, frames: list[np.ndarray], truth: list[str], pro
                     ) -> dict[str, Any]:
     folder = recipe.folder(family)
     ckpt = load_checkpoint(str(folder))
+    options = ExportOptions(name=f"demo-{family}")
+    # PyTorch sees the frames resized as the bundle resizes them: the comparison is of runtimes, not of resampling
+    ckpt.image = ckpt.image.model_copy(update={"resample": options.resample})
     embed, texts, scale, bias = _torch_side(ckpt, prompts)
     torch_rep = reports(embed, texts, ckpt.family, scale, bias, prompts, frames, truth)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        bundle_from_checkpoint(str(folder), bundle, ExportOptions(name=f"demo-{family}"), quiet=True)
+        bundle_from_checkpoint(str(folder), bundle, options, quiet=True)
         with ZeroShotModel(Bundle.open(bundle)) as model:  # the runtime path, as the service runs it
             m = model.bundle.manifest
             onnx_rep = reports(model.embed_images, text_embeddings(model, prompts), m.family,
