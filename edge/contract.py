@@ -53,6 +53,7 @@ ATTENTION_MASK = TensorSpec("attention_mask", "int64", ("batch", "sequence"))
 TEXT_EMBEDS = TensorSpec("text_embeds", "float32", ("batch", "embed_dim"))
 
 VISION_INPUTS = {"float32": PIXEL_VALUES, "uint8": IMAGES}  # keyed by the bundle's image.input
+VISION_INPUT_WORDS = {"uint8": "uint8 images [B, S, S, 3]", "float32": "float32 pixel_values [B, 3, S, S]"}  # errors
 
 
 def vision_graph(patches: bool, input: str = "float32") -> GraphSpec:

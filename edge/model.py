@@ -13,6 +13,7 @@ from types import TracebackType
 import numpy as np
 
 from edge.bundle import Bundle, Precision
+from edge.contract import VISION_INPUT_WORDS
 from edge.encoders.base import ImageEncoder, TextEncoder
 from edge.encoders.onnxruntime import OrtImageEncoder, OrtTextEncoder
 from edge.errors import BundleError
@@ -95,7 +96,7 @@ class ZeroShotModel:
         if takes != spec.input:
             image_encoder.close()
             text_encoder.close()
-            what = {"uint8": "uint8 images (normalised in the graph)", "float32": "float32 pixel_values"}
+            what = VISION_INPUT_WORDS
             raise BundleError(
                 f"{bundle.root}: bundle.json says its vision model takes {what.get(spec.input, spec.input)}, but the "
                 f"{image_encoder.name} {image_encoder.precision} artifact takes {what.get(takes, takes)}: it was made "

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, TEXT_EMBEDS, text_graph
+from edge.contract import IMAGE_EMBEDS, INPUT_IDS, PATCH_EMBEDS, TEXT_EMBEDS, VISION_INPUT_WORDS, text_graph
 from edge.errors import EngineError
 
 
@@ -92,8 +92,7 @@ ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64
 def check_input(path: Path, batch: np.ndarray, expected: str) -> None:
     """One line naming the graph's input type and the fix, instead of a backend's error deep in a thread."""
     if batch.dtype != np.dtype(expected):
-        other = {"uint8": "uint8 images [B, S, S, 3]", "float32": "float32 pixel_values [B, 3, S, S]"}.get(
-            expected, f"{expected} input")
+        other = VISION_INPUT_WORDS.get(expected, f"{expected} input")
         raise EngineError(f"{path}: takes {other}, was given {batch.dtype} {list(batch.shape)}; the bundle.json "
                           "beside it describes another export (re-export the bundle, or rebuild the engine from "
                           "this bundle with 'edge-inspect build').")
