@@ -8,6 +8,8 @@ below the CLI prints or exits on its own.
 
 from __future__ import annotations
 
+import importlib.util
+
 
 class EdgeInspectError(Exception):
     """Base of every error that a user can act on."""
@@ -72,9 +74,18 @@ class MissingExtraError(EdgeInspectError):
     exit_code = 10
 
 
+class MissingDeviceStack(MissingExtraError, EngineError):
+    """TensorRT or pycuda is missing: an extra (exit code 10) that is also an engine error, so that a station
+    on ``backend: auto`` falls back to ONNX Runtime on it like on any other engine problem."""
+
+
 # top-level module -> the extra of pyproject.toml that brings it
 EXTRA_OF = {"torch": "export", "transformers": "export", "safetensors": "export", "onnxscript": "export",
             "onnx": "export", "tensorrt": "tensorrt", "pycuda": "tensorrt"}
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install -c constraints.txt 'edge-inspect[{extra}]'"
 
 
 def missing_extra(err: ImportError) -> MissingExtraError | None:
@@ -84,4 +95,13 @@ def missing_extra(err: ImportError) -> MissingExtraError | None:
     if extra is None:
         return None
     return MissingExtraError(f"{top} is not installed; this command needs the '{extra}' extra: "
-                             f"pip install -c constraints.txt 'edge-inspect[{extra}]' (or use ./run on a workstation).")
+                             f"{install_hint(extra)} (or use ./run on a workstation).")
+
+
+def require_extra(command: str, modules: tuple[str, ...], extra: str) -> None:
+    """Refuse in one line, before any work, when a module of ``extra`` is absent (found without importing it:
+    ``edge/`` never imports torch, even to find out that it is there)."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(f"{module} is not installed; {command} needs the '{extra}' extra: "
+                                    f"{install_hint(extra)} (or use ./run on a workstation).")

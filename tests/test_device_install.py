@@ -40,8 +40,17 @@ def test_the_device_install_runs_the_demo_and_names_the_extras_it_lacks(tmp_path
     assert re.search(r"\d+ results: verdict accuracy", demo.stdout)
     assert "exporting" not in demo.stderr and "Traceback" not in demo.stderr  # the shipped bundle, as it is
 
-    export = subprocess.run([cli, "export", str(src / "export" / "demo_models" / "demo-clip"), "--out",
-                             str(tmp_path / "bundle")], capture_output=True, text=True, timeout=120)
-    assert export.returncode == 10, export.stderr
-    lines = export.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install -c constraints.txt 'edge-inspect[export]'" in lines[0], export.stderr
+    bundle, images = src / "export" / "demo_models" / "bundles" / "demo-clip", tmp_path / "demo"
+    for args, extra in ((["export", str(src / "export" / "demo_models" / "demo-clip"), "--out", str(tmp_path / "b")],
+                         "export"),
+                        (["calibrate", str(bundle), "--images", str(images), "--precision", "int8"], "calibration"),
+                        (["finetune", "--init", "clip", "--data", str(images), "--out", str(tmp_path / "f")],
+                         "export")):
+        refused = subprocess.run([cli, *args], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 10, (args[0], refused.stderr)  # the README's code for a missing extra
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"pip install -c constraints.txt 'edge-inspect[{extra}]'" in lines[0], refused.stderr
+
+    units = subprocess.run([cli, "install-systemd", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert units.returncode == 0, units.stderr  # the templates come with the package, not only with a checkout
+    assert f"ExecStart={venv / 'bin'}/edge-inspect run" in units.stdout.replace(str(venv.resolve()), str(venv))

@@ -16,7 +16,7 @@ from edge.bench import (
     pipeline_table,
     sim,
 )
-from edge.errors import ConfigError
+from edge.errors import ConfigError, require_extra
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,11 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _eager(checkpoint: str) -> Any:
     """PyTorch eager timing lives in export/ (torch); only the CLI may reach it."""
-    try:
-        from export.bench_torch import eager_runs
-    except ImportError as err:
-        raise ConfigError(f"--checkpoint needs the export extra ({err.name} is missing): "
-                          "pip install 'edge-inspect[export]'.") from err
+    require_extra("bench encoder --checkpoint", ("torch", "transformers", "safetensors"), "export")
+    from export.bench_torch import eager_runs  # another missing module: main's one line
     return lambda pixels, iterations, threads: eager_runs(checkpoint, pixels, iterations, threads)
 
 

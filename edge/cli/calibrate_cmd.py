@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from edge.config import TileConfig
-from edge.errors import CalibrationError, ConfigError
+from edge.errors import ConfigError, require_extra
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,15 +59,10 @@ def _tiles(text: str | None) -> TileConfig | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from calibration.calibrate import CalibrateOptions, calibrate
-    except ImportError as err:
-        raise CalibrationError(
-            f"calibrate needs onnx and onnxruntime's quantization tools ({err.name} is missing); install "
-            "them with: pip install 'edge-inspect[calibration]'"
-        ) from err
+    require_extra("calibrate", ("onnx",), "calibration")
     from pydantic import ValidationError
 
+    from calibration.calibrate import CalibrateOptions, calibrate  # another missing module: main's one line
     from edge.validation import describe
 
     if args.method not in ("minmax", "percentile", "entropy"):

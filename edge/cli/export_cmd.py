@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 from edge.contract import DEFAULT_OPSET
-from edge.errors import missing_extra
+from edge.errors import require_extra
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,11 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for module in ("torch", "transformers", "onnx"):  # the extra, checked first: one line before any progress
-        if importlib.util.find_spec(module) is None:
-            missing = missing_extra(ModuleNotFoundError(f"No module named '{module}'", name=module))
-            assert missing is not None  # all three belong to the export extra
-            raise missing
+    require_extra("export", ("torch", "transformers", "onnx"), "export")  # one line before any progress
     from export.bundle_export import ExportOptions, bundle_from_checkpoint  # another missing module: main's one line
     opt = ExportOptions(opset=args.opset, resize=args.resize, name=args.name, force=args.force,
                         patch_layers=args.patch_layers, uint8_input=not args.float_input, resample=args.resample)

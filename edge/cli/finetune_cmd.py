@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.errors import ConfigError, ExportError
+from edge.errors import ConfigError, require_extra
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,11 +50,8 @@ def zoom_range(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from export.finetune_run import finetune_from_args
-    except ImportError as err:
-        raise ExportError(f"finetune needs torch and transformers ({err.name} is missing): "
-                          "pip install 'edge-inspect[export]'") from err
+    require_extra("finetune", ("torch", "transformers", "safetensors"), "export")
+    from export.finetune_run import finetune_from_args  # another missing module: main's one line
     if args.steps < 1 or args.batch < 2:
         raise ConfigError("--steps must be >= 1 and --batch >= 2 (a contrastive batch needs pairs).")
     if args.dense_weight < 0:

@@ -13,11 +13,14 @@ UNITS = ("edge-inspect.service", "edge-inspect-build.service")
 
 
 def systemd_folder() -> Path:
-    folder = Path(__file__).resolve().parents[2] / "systemd"
-    if not (folder / UNITS[0]).is_file():
-        raise ConfigError(f"{folder}: unit templates not found; run install-systemd from a checkout of the "
-                          "repository (pip install -e .).")
-    return folder
+    """The unit templates: the checkout's ``systemd/`` (an editable install), else the copy that
+    ``pip install .`` puts under the environment's ``share/edge-inspect/systemd`` (pyproject's data-files)."""
+    places = (Path(__file__).resolve().parents[2] / "systemd", Path(sys.prefix) / "share" / "edge-inspect" / "systemd")
+    for folder in places:
+        if (folder / UNITS[0]).is_file():
+            return folder
+    raise ConfigError(f"{places[1]}: unit templates not found; reinstall the package (pip install -c "
+                      "constraints.txt .) or run install-systemd from a checkout of the repository.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

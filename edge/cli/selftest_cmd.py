@@ -8,8 +8,8 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("tensorrt",), default="tensorrt", help="what to prove (default %(default)s)")
-    p.add_argument("--bundle", type=Path, default=Path("var/demo/bundles/demo-clip"),
-                   help="a calibrated bundle (default: the demo's, %(default)s)")
+    p.add_argument("--bundle", type=Path, required=True,
+                   help="a calibrated bundle (FP16 and/or INT8 artifacts: edge-inspect calibrate)")
     p.add_argument("--batches", default="1,4,8,16", help="batch sizes to time (default %(default)s)")
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--json", type=Path, default=Path("device-check.json"), help="report file")

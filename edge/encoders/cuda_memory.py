@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EngineError
+from edge.errors import EngineError, MissingDeviceStack, install_hint
 
 
 def _driver() -> Any:
     try:
         import pycuda.driver as cuda
     except ImportError as err:
-        raise EngineError(
-            f"pycuda is not installed or finds no CUDA driver ({err}); install it with "
-            "'pip install pycuda' on the device (JetPack's CUDA must be on PATH), or set model.backend: onnxruntime."
+        raise MissingDeviceStack(
+            f"pycuda is not installed or finds no CUDA driver ({err}); install it with the 'tensorrt' extra on the "
+            f"device: {install_hint('tensorrt')} (JetPack's CUDA must be on PATH), or set model.backend: onnxruntime."
         ) from err
     return cuda
 

@@ -174,8 +174,8 @@ def build(root: Path, opts: BuildOptions, quiet: bool = False) -> list[EngineMan
     """Build (or rebuild) the vision and text engines of one precision; self-test each before keeping it."""
     bundle = Bundle.open(root)
     roles = validate(bundle, opts)
-    trt = import_tensorrt()
-    facts = device_facts()
+    trt = import_tensorrt(station=False)
+    facts = device_facts(station=False)
     steps = Steps(len(TOWERS) * 2, quiet=quiet)
     cache = opts.timing_cache or bundle.root / "engines" / "timing.cache"
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +241,7 @@ def check(root: Path, precisions: list[str], max_batch: int | None = None) -> tu
     facts: DeviceFacts | None = None
     note = None
     try:
-        facts = device_facts()
+        facts = device_facts(station=False)
     except EngineError as err:
         note = f"device not checked: {err}"
     states = []

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from edge.engines.manifest import DeviceFacts
-from edge.errors import EngineError
+from edge.errors import MissingDeviceStack, install_hint
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 
@@ -25,14 +25,16 @@ def l4t_release(path: Path = TEGRA_RELEASE) -> str | None:
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
-def import_tensorrt():  # type: ignore[no-untyped-def]
-    """``tensorrt``, or an EngineError that says how to get it."""
+def import_tensorrt(station: bool = True):  # type: ignore[no-untyped-def]
+    """``tensorrt``, or a MissingDeviceStack error (exit code 10, an EngineError too) that says how to get it;
+    ``station``: also say that a station can run on ONNX Runtime instead (not for build and selftest)."""
     try:
         import tensorrt
     except ImportError as err:
-        raise EngineError(
-            f"TensorRT is not installed ({err}); on a Jetson it comes with JetPack (python3-libnvinfer), on "
-            "x86 'pip install tensorrt'; or set model.backend: onnxruntime."
+        raise MissingDeviceStack(
+            f"TensorRT is not installed ({err}); on a Jetson it comes with JetPack (python3-libnvinfer), elsewhere "
+            f"with the 'tensorrt' extra: {install_hint('tensorrt')}"
+            + ("; or set model.backend: onnxruntime." if station else ".")
         ) from err
     return tensorrt
 
@@ -41,9 +43,9 @@ def tensorrt_major(version: str) -> int:
     return int(version.split(".")[0])
 
 
-def device_facts(ordinal: int = 0) -> DeviceFacts:
-    """Facts of this device; EngineError when TensorRT, pycuda or a GPU is missing."""
-    trt = import_tensorrt()
+def device_facts(ordinal: int = 0, station: bool = True) -> DeviceFacts:
+    """Facts of this device; EngineError when TensorRT, pycuda or a GPU is missing (see import_tensorrt)."""
+    trt = import_tensorrt(station)
     from edge.encoders.cuda_memory import CudaDevice
 
     gpu = CudaDevice.open(ordinal)
