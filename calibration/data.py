@@ -20,7 +20,7 @@ from edge.bundle import ImageSpec
 from edge.config import TileConfig
 from edge.errors import CalibrationError, ConfigError, ImageError
 from edge.hashing import sha256_file, sha256_json
-from edge.inspect.tiles import crop, grid
+from edge.inspect.frames import cut
 from edge.preprocess import IMAGE_SUFFIXES, load_image, model_input
 
 MIN_HOLDOUT = 20  # below this a 99 % agreement gate cannot tell one flip from none
@@ -57,11 +57,8 @@ class CalibrationData:
 
 
 def _crops(image: np.ndarray, tiles: TileConfig | None) -> list[np.ndarray]:
-    h, w = image.shape[:2]
-    if tiles is None:
-        return [image]
-    boxes = ([(0, 0, w, h)] if tiles.include_full else []) + grid((0, 0, w, h), tiles)
-    return [crop(image, b) for b in boxes]
+    """The crops a camera with these ``tiles`` scores (the service's own edge.inspect.frames.cut)."""
+    return cut([image], [tiles])[0]
 
 
 def _folder_images(folder: Path, split: SplitSpec) -> tuple[list[np.ndarray], list[np.ndarray], str, list[str]]:

@@ -30,7 +30,7 @@ from edge.bundle import BundleManifest, GateRecord
 from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.errors import CalibrationError
 from edge.inspect.decision import decide
-from edge.inspect.frames import per_frame
+from edge.inspect.frames import frame_rows
 from edge.prompts import PromptSet
 from edge.scoring import category_probs, l2_normalize
 
@@ -144,11 +144,11 @@ def frame_verdicts(image: np.ndarray, text: np.ndarray, prompts: PromptSet, m: B
                    counts: list[int]) -> tuple[np.ndarray, list[Verdict]]:
     """Frame scores [F, C] (max over each frame's crops) and verdicts, with the service's own rules."""
     crop_scores = category_probs(l2_normalize(image), l2_normalize(text), m.family, m.logit_scale, m.logit_bias)
-    scores = np.stack([rows.max(axis=0) for rows in per_frame(crop_scores, counts)])
+    scores = frame_rows(crop_scores, counts)
     names = [c.name for c in prompts.categories]
     out: list[Verdict] = []
     for row in scores:
-        d = decide(dict(zip(names, row.tolist())), prompts)
+        d = decide(dict(zip(names, (round(float(s), 6) for s in row))), prompts)  # as the line: FrameScores.as_dict
         out.append((d.verdict, d.category if d.verdict != "ok" else ""))
     return scores, out
 

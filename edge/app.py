@@ -16,7 +16,7 @@ import logging
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from edge.errors import ConfigError
 from edge.inspect.prompt_state import PromptState
 from edge.model import ZeroShotModel
 from edge.results import ModelRef
-from edge.service.control import Observers
+from edge.service.control import HealthSource, Observers
 from edge.service.evidence import EvidenceStore
 from edge.service.pipeline import Counters, Pipeline
 from edge.service.prompts import PromptManager
@@ -36,6 +36,10 @@ from edge.service.sequence import SequenceCounter
 from edge.service.sinks import JsonLinesSink, Sink, StdoutSink
 from edge.service.station import Station
 from edge.service.status import StatusBoard
+
+if TYPE_CHECKING:
+    from edge.mqtt.bridge import MqttBridge
+    from edge.ops.sources import OpsSources
 
 log = logging.getLogger("edge_inspect.app")
 
@@ -211,9 +215,8 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
         stack.callback(running.bridge.stop)
     if config.ops.http.port is not None:
         from edge.ops.http import OpsServer
-        from edge.ops.sources import ops_sources
 
-        running.ops = OpsServer(config, ops_sources(station, running.bridge, config), observers,
+        running.ops = OpsServer(config, _ops_sources(station, running.bridge, config), observers,
                                 station.supervise)
         stack.callback(running.ops.stop)
     stack.callback(station.close)  # runs first: stop capture, drain results, then the adapters close
@@ -225,6 +228,28 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
     log.info("station started: %d camera(s), bundle %s, prompt set %s %s", len(config.cameras),
              bundle.manifest.name, first.prompts.name, first.version)
     return running
+
+
+def _ops_sources(station: Station, bridge: MqttBridge | None, config: ServiceConfig) -> OpsSources:
+    """What the ops server reads, handed over by the root (the server never sees the station or the bridge)."""
+    from edge.ops.sources import LinkHealth, OpsSources, OutboxHealth, PipelineHealth
+
+    pipeline = station.pipeline
+    backend = pipeline.model_ref.backend
+    health: list[HealthSource] = [PipelineHealth(pipeline, config.ops.stall_after_s, backend)]
+    outbox_stats = mqtt_connected = None
+    if bridge is not None:
+        link = bridge.link
+        outbox_stats = bridge.outbox.stats
+        mqtt_connected = lambda: bool(link.state.connected)  # noqa: E731
+        health.append(OutboxHealth(outbox_stats, config.mqtt.ack_alarm_s if config.mqtt else 10.0))
+        health.append(LinkHealth(mqtt_connected, lambda: link.state.last_error))
+    return OpsSources(control=station, health=health, counters=lambda: pipeline.counters,
+                      tally=lambda: pipeline.publisher.tally, queue_depth=lambda: pipeline.publisher.queue_depth,
+                      stalled_for=pipeline.stalled_for,
+                      backend=backend, state_dir=config.state_dir, evidence_dir=config.evidence_dir,
+                      stall_after_s=config.ops.stall_after_s, outbox_stats=outbox_stats,
+                      mqtt_connected=mqtt_connected)
 
 
 class _Wake:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
+from edge.cli.views import camera_view
 from edge.config import TileConfig
 from edge.errors import ConfigError, require_extra
 
@@ -47,15 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _tiles(text: str | None) -> TileConfig | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m:
-        raise ConfigError(f"--tiles {text}: expected ROWSxCOLS such as 2x2.")
-    try:
-        return TileConfig(rows=int(m.group(1)), cols=int(m.group(2)), overlap=0.25)  # the demo cameras' grid
-    except ValueError as err:
-        raise ConfigError(f"--tiles {text}: rows and columns must be 1 to 8.") from err
+    """--tiles as the other offline commands read it (edge.cli.views): the service's grid, plus the whole image."""
+    return camera_view("calibrate", text).tiles
 
 
 def run(args: argparse.Namespace) -> int:

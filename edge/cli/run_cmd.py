@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         notifier.ready(running.status.summary())
         running.status.listeners.append(notifier.status)
         interval = watchdog_interval()
-        dog = Watchdog(notifier, interval, lambda: running.pipeline.stalled_for() < cfg.ops.stall_after_s).start() \
-            if interval else None
+        dog = Watchdog(notifier, interval, lambda: running.pipeline.stalled_for() < cfg.ops.stall_after_s).start(
+            running.station.supervise) if interval else None
         try:
             running.run(duration=args.duration)
         finally:

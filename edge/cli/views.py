@@ -18,5 +18,9 @@ def camera_view(name: str, tiles: str | None, windows: str | None = None) -> Cam
     sizes = [w.strip() for w in (windows or "").split(",") if w.strip()]
     if any(not w.isdigit() for w in sizes):
         raise ConfigError(f"--windows {windows}: expected grid sizes like 3 or 3,4.")
-    return CameraConfig(name=name, source=name, tiles=TileConfig(
-        rows=int(rows), cols=int(cols), overlap=0.25, windows=[int(w) for w in sizes]))
+    try:
+        grid = TileConfig(rows=int(rows), cols=int(cols), overlap=0.25, windows=[int(w) for w in sizes])
+    except ValueError as err:  # pydantic's bounds, said as the option's
+        raise ConfigError(f"--tiles {tiles} --windows {windows or '-'}: rows, columns and window grids must be 1 "
+                          "to 8.") from err
+    return CameraConfig(name=name, source=name, tiles=grid)

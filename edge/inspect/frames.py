@@ -82,10 +82,17 @@ def per_frame(crop_scores: np.ndarray, counts: Sequence[int]) -> list[np.ndarray
     return [crop_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def frame_rows(crop_scores: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """Crop scores [N, C] -> frame scores [F, C]: a category's frame score is its max over the frame's crops
+    (the line, the calibration gate and the demo card all reduce crops to frames this way)."""
+    return np.stack([rows.max(axis=0) for rows in per_frame(crop_scores, counts)])
+
+
 def frame_scores(crop_scores: np.ndarray, tiles: Sequence[list[Tile]], names: list[str]) -> list[FrameScores]:
     """Crop scores [N, C] -> one FrameScores per frame (max over its tiles)."""
-    parts = per_frame(crop_scores, [len(t) for t in tiles])
-    return [FrameScores(names, rows.max(axis=0), rows, list(ts)) for rows, ts in zip(parts, tiles)]
+    counts = [len(t) for t in tiles]
+    return [FrameScores(names, best, rows, list(ts))
+            for best, rows, ts in zip(frame_rows(crop_scores, counts), per_frame(crop_scores, counts), tiles)]
 
 
 def zoom_box(box: Box, width: int, height: int) -> Box:

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("edge_inspect.systemd")
 
@@ -87,13 +88,19 @@ class Watchdog:
         self.pings = 0
         self.withheld = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+        self._thread: Any = None
 
-    def start(self) -> Watchdog:
-        self._thread.start()
+    def start(self, spawn: Callable[[str, Callable[[], None]], Any] | None = None) -> Watchdog:
+        """Ping from a thread: ``spawn(name, loop)`` starts it under the station's error boundary (``run`` passes
+        ``station.supervise``: a failing ping loop is reported and restarted); without it, a plain thread."""
+        if spawn is None:
+            self._thread = threading.Thread(target=self.loop, name="watchdog", daemon=True)
+            self._thread.start()
+        else:
+            self._thread = spawn("watchdog", self.loop)
         return self
 
-    def _run(self) -> None:
+    def loop(self) -> None:
         while not self._stop.wait(self.interval):
             if self.progressing():
                 if self.notifier.watchdog():
@@ -105,4 +112,5 @@ class Watchdog:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)

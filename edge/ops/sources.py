@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.config import ServiceConfig
 from edge.service.control import HealthSource, StationControl
 from edge.service.pipeline import Counters, Pipeline
 from edge.service.publisher import Tally
@@ -85,22 +84,3 @@ class OpsSources:
     outbox_stats: Callable[[], dict[str, Any]] | None = None
     mqtt_connected: Callable[[], bool] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def ops_sources(station: Any, bridge: Any, config: ServiceConfig) -> OpsSources:
-    """Sources for a station built by ``edge.app`` (``station``: the Station, ``bridge``: MqttBridge or None)."""
-    pipeline: Pipeline = station.pipeline
-    backend = pipeline.model_ref.backend
-    health: list[HealthSource] = [PipelineHealth(pipeline, config.ops.stall_after_s, backend)]
-    outbox_stats = mqtt_connected = None
-    if bridge is not None:
-        outbox_stats = bridge.outbox.stats
-        mqtt_connected = lambda: bool(bridge.link.state.connected)  # noqa: E731
-        health.append(OutboxHealth(outbox_stats, config.mqtt.ack_alarm_s if config.mqtt else 10.0))
-        health.append(LinkHealth(mqtt_connected, lambda: bridge.link.state.last_error))
-    return OpsSources(control=station, health=health, counters=lambda: pipeline.counters,
-                      tally=lambda: pipeline.publisher.tally, queue_depth=lambda: pipeline.publisher.queue_depth,
-                      stalled_for=pipeline.stalled_for,
-                      backend=backend, state_dir=config.state_dir, evidence_dir=config.evidence_dir,
-                      stall_after_s=config.ops.stall_after_s, outbox_stats=outbox_stats,
-                      mqtt_connected=mqtt_connected)

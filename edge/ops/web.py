@@ -47,6 +47,7 @@ from edge.ops.images import MAX_PIXELS, image_size
 from edge.ops.metrics import Metrics
 from edge.ops.sources import OpsSources
 from edge.prompts import NAME_PATTERN, PromptSet
+from edge.service.control import StationControl
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 256 * 1024  # a prompt set is a few KB; refuse anything that could fill memory
@@ -76,7 +77,7 @@ class Context:
     busy: asyncio.Semaphore  # one preview at a time: it shares the encoder with the line
 
     @property
-    def control(self) -> Any:
+    def control(self) -> StationControl:
         return self.sources.control
 
     def health(self) -> tuple[bool, dict[str, Any]]:

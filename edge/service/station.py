@@ -19,7 +19,6 @@ from edge.config import ServiceConfig
 from edge.errors import CameraError, ConfigError, EdgeInspectError
 from edge.inspect.frames import score_frames
 from edge.inspect.prompt_state import PromptState
-from edge.inspect.tiles import Tile
 from edge.results import InspectionResult
 from edge.service.control import CameraView, Where
 from edge.service.pipeline import Pipeline
@@ -173,11 +172,6 @@ class Station:
     def latest_where(self, camera: str) -> Where | None:
         """The last inspected frame of a camera with its anomaly map and region (None before the first)."""
         return self.pipeline.last_where.get(camera)
-
-    def tiles(self, camera: str, width: int, height: int) -> list[Tile]:
-        from edge.inspect.tiles import tiles_for
-
-        return tiles_for(self.pipeline.cameras[camera].config, width, height)
 
     def recent(self) -> list[InspectionResult]:
         return self.pipeline.publisher.recent()

@@ -78,3 +78,20 @@ def test_mqtt_password_sources_in_order(tmp_path: Path, monkeypatch: pytest.Monk
     assert MqttConfig(host="h").password() == "from-credential"
     (tmp_path / "pw").write_text("from-file")
     assert MqttConfig(host="h", password_file=tmp_path / "pw").password() == "from-file"
+
+
+@pytest.mark.parametrize("tiles, windows, want", [
+    ("two", None, "--tiles two: expected ROWSxCOLS"),
+    ("9x9", None, "--tiles 9x9 --windows -: rows, columns and window grids must be 1 to 8"),
+    ("2x2", "3,x", "--windows 3,x: expected grid sizes"),
+    (None, "3", "--windows needs --tiles"),
+])
+def test_the_offline_commands_read_their_view_in_one_line(tiles: str | None, windows: str | None, want: str) -> None:
+    """evaluate, classify and calibrate cut frames as a camera would: a bad grid is a ConfigError (exit 2), never
+    pydantic's traceback."""
+    from edge.cli.views import camera_view
+    from edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=want.replace("-", r"\-").replace("(", r"\(")):
+        camera_view("eval", tiles, windows)
+    assert camera_view("eval", "2x3", "3").tiles.model_dump()["cols"] == 3  # type: ignore[union-attr]

@@ -119,3 +119,35 @@ def test_the_run_command_speaks_the_protocol(listener: tuple[socket.socket, str]
     assert lines and all({"ts", "level", "logger", "message"} <= set(x) for x in lines)
     assert any(x["message"].startswith("station started") for x in lines)
     assert len(lines) < 15  # state changes only: no line per frame at INFO
+
+
+def test_a_failing_watchdog_loop_is_reported_and_restarted(listener: tuple[socket.socket, str]) -> None:
+    """`run` starts the watchdog under the station's error boundary: an error in it shows on the status board
+    (so in /healthz and the MQTT status) and the pings resume, never a silently dead thread."""
+    import threading
+
+    from edge.service.status import StatusBoard
+    from edge.service.supervise import supervised
+
+    sock, path = listener
+    board, stop = StatusBoard(), threading.Event()
+    calls = {"n": 0}
+
+    def progressing() -> bool:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("pipeline state unreadable")
+        return True
+
+    dog = Watchdog(Notifier(path), 0.05, progressing).start(
+        lambda name, loop: supervised(name, loop, board, stop, healthy_after_s=0.5))
+    def reported() -> list[str]:
+        return [r for r in board.snapshot()["reasons"] if r.startswith("thread watchdog:")]
+
+    deadline = time.monotonic() + 2
+    while not reported() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert reported() and "pipeline state unreadable" in reported()[0]
+    assert messages(sock, "WATCHDOG=1")  # pinging again after the restart
+    dog.stop()
+    stop.set()
