@@ -27,6 +27,8 @@ from edge.mqtt.link import MqttLink
 from edge.mqtt.outbox import Outbox
 from edge.mqtt.payloads import (
     MAX_COMMAND_BYTES,
+    PROMPTS_ACTIVE_SCHEMA_ID,
+    RESPONSE_SCHEMA_ID,
     CommandRequest,
     CommandResponse,
     Empty,
@@ -109,12 +111,14 @@ class MqttBridge:
         body = PromptsActive(version=state.version, source=state.source, **state.prompts.model_dump(mode="json"))
         return body.model_dump_json(by_alias=True, exclude_none=True)
 
-    def _retained(self) -> list[tuple[str, str]]:
-        return [(self.topics.prompts_active, self.prompts_active_json(self.control.prompt_state))]
+    def _retained(self) -> list[tuple[str, str, str]]:
+        """Retained messages besides the status, re-sent on every connect: (topic, payload, schema id)."""
+        return [(self.topics.prompts_active, self.prompts_active_json(self.control.prompt_state),
+                 PROMPTS_ACTIVE_SCHEMA_ID)]
 
     def _publish_prompts(self, state: PromptState) -> None:
         self.link.publish_now(self.topics.prompts_active, self.prompts_active_json(state), retain=True,
-                              what="prompts/active")
+                              properties=self.link.properties(PROMPTS_ACTIVE_SCHEMA_ID), what="prompts/active")
 
     # ---- commands ----
     def _enqueue_command(self, message: Any) -> None:
@@ -158,8 +162,6 @@ class MqttBridge:
 
     def _answer(self, message: Any, verb: str, request_id: str | None, result: dict[str, Any] | None,
                 error: str | None) -> None:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
 
         incoming = getattr(message, "properties", None)
         topic = getattr(incoming, "ResponseTopic", None) or self.topics.response(verb)
@@ -167,13 +169,10 @@ class MqttBridge:
             log.warning("command %s: response topic %r has a wildcard; answering on %s instead", verb, topic,
                         self.topics.response(verb))
             topic = self.topics.response(verb)
-        props = None
-        if self.cfg.protocol == "5":
-            props = Properties(PacketTypes.PUBLISH)
-            props.ContentType = "application/json"
-            correlation = getattr(incoming, "CorrelationData", None)
-            if correlation is not None:
-                props.CorrelationData = correlation
+        props = self.link.properties(RESPONSE_SCHEMA_ID)
+        correlation = getattr(incoming, "CorrelationData", None)
+        if props is not None and correlation is not None:
+            props.CorrelationData = correlation
         body = CommandResponse(verb=verb, id=request_id, ok=error is None, error=error, result=result, ts=_now())
         if error:
             log.warning("command %s rejected: %s", verb, error)

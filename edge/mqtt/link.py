@@ -22,6 +22,7 @@ from typing import Any
 
 from edge.config import MqttConfig
 from edge.mqtt.outbox import Outbox
+from edge.mqtt.payloads import STATUS_SCHEMA_ID
 from edge.mqtt.topics import Topics
 from edge.results import RESULT_SCHEMA_ID
 
@@ -57,7 +58,7 @@ class MqttLink:
     """At-least-once delivery of the outbox, plus retained status and active prompts."""
 
     def __init__(self, cfg: MqttConfig, topics: Topics, outbox: Outbox,
-                 status_payload: Callable[[str], str], retained: Callable[[], list[tuple[str, str]]],
+                 status_payload: Callable[[str], str], retained: Callable[[], list[tuple[str, str, str]]],
                  on_message: Callable[[Any], None], problem: Callable[[str | None], None],
                  max_inflight: int = 100, on_connect: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
@@ -108,15 +109,24 @@ class MqttLink:
             self._others[info.mid] = (what, (fallback, payload, properties) if fallback and fallback != topic else None)
         return bool(info.rc == 0)
 
-    def result_properties(self, result_id: str) -> Any:
-        """The MQTT 5 properties of every message that carries a result: live, re-sent or replayed."""
+    def properties(self, schema_id: str, will: bool = False) -> Any:
+        """The MQTT 5 properties of every message the station sends: content type ``application/json`` and the
+        payload's schema id as the ``schema`` user property (None on MQTT 3.1.1, which has no properties)."""
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         if self.cfg.protocol != "5":
             return None
-        props = Properties(PacketTypes.PUBLISH)
+        props = Properties(PacketTypes.WILLMESSAGE if will else PacketTypes.PUBLISH)
         props.ContentType = "application/json"
+        props.UserProperty = [("schema", schema_id)]
+        return props
+
+    def result_properties(self, result_id: str) -> Any:
+        """Every message that carries a result (live, re-sent or replayed) also has its ``id`` and the expiry."""
+        props = self.properties(RESULT_SCHEMA_ID)
+        if props is None:
+            return None
         props.UserProperty = [("schema", RESULT_SCHEMA_ID), ("id", result_id)]
         if self.cfg.message_expiry_s:
             props.MessageExpiryInterval = int(self.cfg.message_expiry_s)
@@ -158,7 +168,8 @@ class MqttLink:
         client.max_inflight_messages_set(self.max_inflight)
         client.max_queued_messages_set(0)
         self._on_connect()
-        client.will_set(self.topics.status, self._status_payload("will"), qos=1, retain=True)
+        client.will_set(self.topics.status, self._status_payload("will"), qos=1, retain=True,
+                        properties=self.properties(STATUS_SCHEMA_ID, will=True))
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password())
         if self.cfg.tls is not None:
@@ -217,15 +228,16 @@ class MqttLink:
         self._client.subscribe(self.topics.commands, qos=1)
         self._status_sent = None
         self._publish_status()
-        for topic, payload in self._retained():
-            self._client.publish(topic, payload, qos=1, retain=True)
+        for topic, payload, schema_id in self._retained():
+            self._client.publish(topic, payload, qos=1, retain=True, properties=self.properties(schema_id))
         log.info("mqtt connected to %s:%s (%s undelivered results to replay)",
                  self.cfg.host, self.cfg.port, self.outbox.stats()["backlog"])
 
     def _publish_status(self) -> None:
         payload = self._status_payload("auto")
         key = json.dumps({k: v for k, v in json.loads(payload).items() if k not in ("ts", "outbox")})
-        if key != self._status_sent and self.publish_now(self.topics.status, payload, retain=True):
+        if key != self._status_sent and self.publish_now(self.topics.status, payload, retain=True,
+                                                         properties=self.properties(STATUS_SCHEMA_ID)):
             self._status_sent = key
 
     def _send_pending(self) -> None:
@@ -326,7 +338,8 @@ class MqttLink:
         client = self._client
         if client is None:
             return
-        info = client.publish(self.topics.status, self._status_payload("offline"), qos=1, retain=True)
+        info = client.publish(self.topics.status, self._status_payload("offline"), qos=1, retain=True,
+                              properties=self.properties(STATUS_SCHEMA_ID))
         with contextlib.suppress(RuntimeError, ValueError):
             info.wait_for_publish(timeout=2)
         self._drop(client)

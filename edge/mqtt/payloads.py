@@ -56,9 +56,11 @@ class PromptsActive(_Payload):
     decision: dict[str, Any]
 
 
-def _any_of(*models: type[BaseModel], null: bool = False) -> dict[str, Any]:
-    """A JSON Schema ``anyOf`` of the models (runtime values stay plain dicts, validated per verb)."""
-    options: list[dict[str, Any]] = [inline(m.model_json_schema(mode="serialization")) for m in models]
+def _any_of(*models: type[BaseModel], null: bool = False, mode: str = "serialization") -> dict[str, Any]:
+    """A JSON Schema ``anyOf`` of the models (runtime values stay plain dicts, validated per verb). ``mode``:
+    "serialization" for what the device sends (every key is present, so required), "validation" for what it
+    accepts (a key with a default may be left out)."""
+    options: list[dict[str, Any]] = [inline(m.model_json_schema(mode=mode)) for m in models]  # type: ignore[arg-type]
     return {"anyOf": [*options, {"type": "null"}] if null else options}
 
 
@@ -117,7 +119,7 @@ class CommandRequest(_Payload):
     schema_: Literal["edge-inspect/command/1"] = Field(default=COMMAND_SCHEMA_ID, alias="schema")
     id: str | None = Field(default=None, max_length=128, description="Echoed in the response.")
     args: Annotated[dict[str, Any], WithJsonSchema(_any_of(PromptsArgs, TriggerArgs, SnapshotArgs, ReplayArgs,
-                                                           MemoryArgs, Empty))] = Field(
+                                                           MemoryArgs, Empty, mode="validation"))] = Field(
         default_factory=dict, description="The verb's arguments: prompts/set and prompts/test take PromptsArgs, "
         "trigger TriggerArgs, snapshot SnapshotArgs, replay ReplayArgs, memory MemoryArgs, reload Empty (each "
         "validated per verb).")

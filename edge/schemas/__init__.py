@@ -34,8 +34,12 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
 }
 
 
+
+
 def render(schema_id: str, model: type[BaseModel]) -> str:
-    schema = model.model_json_schema(by_alias=True, mode="serialization")
+    # what the device accepts may leave out keys with a default; in what it sends, every key is there
+    schema = model.model_json_schema(by_alias=True,
+                                     mode="validation" if schema_id == COMMAND_SCHEMA_ID else "serialization")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, **schema}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

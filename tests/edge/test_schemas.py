@@ -35,3 +35,15 @@ def test_a_result_validates_and_a_broken_one_does_not() -> None:
         jsonschema.validate({**result, "ts": "yesterday"}, schema, format_checker=jsonschema.FormatChecker())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**result, "verdict": "maybe"}, schema)
+
+
+def test_the_command_schema_accepts_what_the_station_accepts() -> None:
+    """An input schema: keys with a default may be left out, as the README's own command form leaves them."""
+    schema = json.loads((HERE / "command.schema.json").read_text())
+    for ok in ({}, {"id": "your-id", "args": {}}, {"id": "r1", "args": {"camera": "cam1", "part_id": "P-1"}},
+               {"args": {"from_seq": 10}}, {"args": {"prompt_set": {"name": "x"}}}, {"args": {"action": "status"}},
+               {"schema": "edge-inspect/command/1", "id": None, "args": {"requested_by": "mes"}}):
+        jsonschema.validate(ok, schema)
+    for bad in ({"verb": "reload"}, {"args": {"camera": "cam1", "part_id": ""}}, {"args": {"from_seq": "ten"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

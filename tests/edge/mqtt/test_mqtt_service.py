@@ -37,12 +37,14 @@ def test_results_status_and_prompts_follow_the_contract(
         make_config: Callable[..., ServiceConfig], broker: Broker) -> None:
     sub = Subscriber(broker.port)
     cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=5&size=320x240&live=0"}],
-                      mqtt=_mqtt(broker))
+                      mqtt=_mqtt(broker, message_expiry_s=600))
     local = Collector()
     with build_station(cfg, sinks=[local]) as svc:
+        sub.wait(lambda s: bool(s.on("/status")))  # connected and subscribed to its commands
+        sub.publish(f"{ROOT_TOPIC}/cmd/reload", {"id": "r1"})
         svc.run(duration=30)
         sub.wait(lambda s: _complete(s, range(1, 6)))
-        sub.wait(lambda s: bool(s.on("/prompts/active")) and bool(s.on("/status")))
+        sub.wait(lambda s: bool(s.on("/prompts/active")) and bool(s.on("/status")) and bool(s.on("/response")))
     results = sub.results()
     assert results[:5] == [r.to_dict() for r in local.results]  # the same payload as every sink
     topics = {t for t, *_ in sub.messages}
@@ -52,10 +54,36 @@ def test_results_status_and_prompts_follow_the_contract(
     assert status[-1]["state"] == "offline"  # clean shutdown says so (the will covers crashes)
     active = sub.on("/prompts/active")[0]
     assert active["version"] == local.results[0].prompt_set.version and active["name"] == "tiny"
-    props = next(p for t, _, _, p in sub.messages if t.endswith("/result"))
-    assert props.ContentType == "application/json"
-    assert dict(props.UserProperty)["schema"] == "edge-inspect/result/1"
+    for suffix, schema in (("/result", "result"), ("/status", "status"), ("/prompts/active", "prompts-active"),
+                           ("/cmd/reload/response", "response")):  # every kind of message says what it is
+        for _, body, _, props in (m for m in sub.messages if m[0].endswith(suffix)):
+            assert props.ContentType == "application/json", suffix
+            want = f"edge-inspect/{schema}/1"  # prompts/active is the prompt set itself: its schema is said only here
+            assert dict(props.UserProperty)["schema"] == want == body.get("schema", want), suffix
+    for _, body, _, props in (m for m in sub.messages if m[0].endswith("/result")):
+        assert dict(props.UserProperty)["id"] == body["id"] and 590 <= props.MessageExpiryInterval <= 600
     sub.close()
+
+
+def test_the_will_says_since_and_carries_the_status_properties(
+        make_config: Callable[..., ServiceConfig], broker: Broker) -> None:
+    """The broker publishes the will when it loses the station (no DISCONNECT): offline, ts null, since = the
+    connection's start, no stale cameras; then the station reconnects and says online again."""
+    import socket
+
+    sub = Subscriber(broker.port, f"{ROOT_TOPIC}/status")
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240"}], mqtt=_mqtt(broker))
+    try:
+        with build_station(cfg) as svc:
+            sub.wait(lambda s: any(st["state"] == "online" for st in s.on("/status")), timeout=15)
+            svc.bridge.link._client.socket().shutdown(socket.SHUT_RDWR)  # the connection is lost, not closed
+            sub.wait(lambda s: any(st["ts"] is None for st in s.on("/status")), timeout=15)
+            sub.wait(lambda s: s.on("/status")[-1]["state"] != "offline", timeout=30)  # back
+        will, props = next((b, p) for _, b, _, p in sub.messages if b.get("ts") is None)
+        assert will["state"] == "offline" and will["since"] and will["cameras"] is None and will["outbox"] is None
+        assert props.ContentType == "application/json" and dict(props.UserProperty)["schema"] == "edge-inspect/status/1"
+    finally:
+        sub.close()
 
 
 @pytest.mark.parametrize("outage", ["sigstop", "sigkill"])
