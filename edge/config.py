@@ -246,6 +246,15 @@ def parse_config(data: object, source: str, base: Path | None = None) -> Service
             cfg.results.jsonl = _resolve(base, cfg.results.jsonl)
         if cfg.evidence.dir is not None:
             cfg.evidence.dir = _resolve(base, cfg.evidence.dir)
+        if cfg.ops.users_file is not None:
+            cfg.ops.users_file = _resolve(base, cfg.ops.users_file)
+        if cfg.mqtt is not None:
+            if cfg.mqtt.password_file is not None:
+                cfg.mqtt.password_file = _resolve(base, cfg.mqtt.password_file)
+            if cfg.mqtt.tls is not None:
+                for key in ("ca", "cert", "key"):
+                    if getattr(cfg.mqtt.tls, key) is not None:
+                        setattr(cfg.mqtt.tls, key, _resolve(base, getattr(cfg.mqtt.tls, key)))
     return cfg
 
 

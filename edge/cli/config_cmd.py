@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(_keys(ServiceConfig)))
         return 0
     cfg = load_config(args.file)
+    from edge.ops.auth import checked_users
+
+    checked_users(cfg.ops)  # what the service refuses at start is refused here too (an empty users_file)
     print(f"{args.file}: valid")
     for line in explain(cfg):
         print(f"  {line}")

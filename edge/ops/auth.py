@@ -99,15 +99,22 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
 
 
+def checked_users(cfg: OpsConfig) -> dict[str, UiUser]:
+    """The page's users; a ConfigError when the page is exposed and the list is empty (an empty or ``[]``
+    ``users_file``): logins never fail open. The service and ``config check`` both ask here."""
+    users = load_users(cfg)
+    exposed = cfg.http.port is not None and cfg.http.host not in LOOPBACK
+    if exposed and not users:
+        raise ConfigError(f"ops.http.host {cfg.http.host} exposes the operator page but no login is configured "
+                          f"(ops.users and {cfg.users_file or 'the ui-users credential'} are empty); add users "
+                          "with 'edge-inspect passwd' or bind to 127.0.0.1.")
+    return users
+
+
 class Auth:
     def __init__(self, cfg: OpsConfig, key_file: Path) -> None:
-        self.users = load_users(cfg)
+        self.users = checked_users(cfg)
         self.enabled = bool(self.users)
-        exposed = cfg.http.port is not None and cfg.http.host not in LOOPBACK
-        if exposed and not self.enabled:
-            raise ConfigError(f"ops.http.host {cfg.http.host} exposes the operator page but no login is configured "
-                              f"(ops.users and {cfg.users_file or 'the ui-users credential'} are empty); add users "
-                              "with 'edge-inspect passwd' or bind to 127.0.0.1.")
         self._key = self._load_key(key_file) if self.enabled else b""
         self._revoked_file = key_file.with_name("ui-revoked.json")
         self._revoked: dict[str, float] = self._load_revoked()

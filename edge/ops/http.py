@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from edge.config import ServiceConfig
 from edge.errors import ConfigError
@@ -27,6 +28,46 @@ from edge.service.control import Observers
 log = logging.getLogger("edge_inspect.http")
 
 Supervise = Callable[..., Any]
+
+HEADERS_TIMEOUT_S = 10.0  # a request's head must arrive within this of the connection's start or last answer
+
+
+class HeadersDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's head.
+
+    uvicorn times out a kept-alive connection only after a first response, so silent sockets (or
+    headers sent a byte a minute) would hold the station's file descriptors for good: 1,030 of
+    them stopped a station at its open-file limit. A connection that has no request in progress
+    and has not sent a complete request head within HEADERS_TIMEOUT_S is closed; bodies have
+    their own deadline (edge.ops.web.read_body, 408)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(HEADERS_TIMEOUT_S, self._expire, self.cycle)
+
+    def _expire(self, cycle: Any) -> None:
+        idle = self.cycle is cycle and (cycle is None or cycle.response_complete)  # no request head since
+        if idle and not self.transport.is_closing():
+            log.debug("closing a connection that sent no request head within %g s", HEADERS_TIMEOUT_S)
+            self.transport.close()
 
 
 class OpsServer:
@@ -48,7 +89,7 @@ class OpsServer:
                               "ops.http.port or stop what uses it.") from err
         self.port = int(self._sock.getsockname()[1])
         config_ = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                 timeout_keep_alive=5, limit_concurrency=256)
+                                 timeout_keep_alive=5, limit_concurrency=256, http=HeadersDeadline)
         self._server = uvicorn.Server(config_)
         self._thread: Any = None
 

@@ -25,6 +25,19 @@ def test_shipped_example_config_is_valid() -> None:
     assert "valid" in result.out and "camera" in result.out
 
 
+@pytest.mark.parametrize("users", ["[]\n", ""])
+def test_check_refuses_an_exposed_page_whose_user_file_is_empty(tmp_path: Path, users: str) -> None:
+    """config check says what the service would refuse at start: logins never fail open."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    (tmp_path / "users.yaml").write_text(users)
+    data["ops"] = {**(data.get("ops") or {}), "http": {"host": "0.0.0.0", "port": 9108}, "users_file": "users.yaml"}
+    data["ops"].pop("users", None)
+    cfg = tmp_path / "inspect.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    line = one_line_error(run_cli("config", "check", str(cfg), expect=2))
+    assert "exposes the operator page but no login is configured" in line
+
+
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["cameras"][0]["fsp"] = 5
