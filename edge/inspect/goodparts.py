@@ -20,6 +20,7 @@ import numpy as np
 from edge.config import CameraConfig, TileConfig
 from edge.errors import BundleError, ConfigError, ImageError
 from edge.inspect.memory import MemoryParams, TileMemory, ViewMemory, augment, grid_of, set_thresholds, tile_memory
+from edge.inspect.npz import save_npz
 from edge.inspect.tiles import crop, tiles_for
 from edge.model import ZeroShotModel
 from edge.preprocess import IMAGE_SUFFIXES, load_image
@@ -155,9 +156,7 @@ class MemoryCache:
                            f"entries{i}": t.entries, f"owners{i}": t.owners,
                            f"radius{i}": np.array(-1 if t.radius is None else t.radius),
                            f"neighbourhood{i}": np.array(t.neighbourhood), f"threshold{i}": np.array(t.threshold)})
-        tmp = self.path(memory.version).with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        tmp.replace(self.path(memory.version))
+        save_npz(self.path(memory.version), arrays)
 
 
 def memory_for(model: ZeroShotModel, images: Sequence[np.ndarray], names: Sequence[str], view: CameraConfig,

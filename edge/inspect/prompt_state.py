@@ -20,6 +20,7 @@ from edge.config import CameraConfig, TileConfig
 from edge.errors import BundleError, ConfigError, ImageError
 from edge.inspect.goodparts import MemoryCache, good_images, memory_for, view_key
 from edge.inspect.memory import MemoryParams, ViewMemory
+from edge.inspect.npz import save_npz
 from edge.model import ZeroShotModel
 from edge.preprocess import IMAGE_SUFFIXES, load_image
 from edge.prompts import PromptSet
@@ -91,10 +92,7 @@ class EmbeddingCache:
             return None
 
     def put(self, version: str, embeds: np.ndarray) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(version).with_suffix(".tmp.npz")
-        np.savez(tmp, text_embeds=embeds)
-        tmp.replace(self._path(version))
+        save_npz(self._path(version), {"text_embeds": embeds})
 
 
 def text_embeddings(model: ZeroShotModel, prompts: PromptSet) -> np.ndarray:

@@ -162,7 +162,6 @@ class MqttBridge:
 
     def _answer(self, message: Any, verb: str, request_id: str | None, result: dict[str, Any] | None,
                 error: str | None) -> None:
-
         incoming = getattr(message, "properties", None)
         topic = getattr(incoming, "ResponseTopic", None) or self.topics.response(verb)
         if "+" in topic or "#" in topic:  # publishing to a wildcard is a protocol error that would drop us

@@ -153,9 +153,11 @@ class PromptManager:
                 raise PublishError(f"prompt history {self.history.folder}: cannot record the set ({err.strerror}); "
                                    "free space in the state dir; the previous set stays active.") from err
             self._state = state
-        log.info("prompt set active: %s %s (from %s)", prompts.name, state.version, source)
-        audit.info("prompt set %s %s activated by %s", prompts.name, state.version, source)
-        self._on_change(state)
+            log.info("prompt set active: %s %s (from %s)", prompts.name, state.version, source)
+            audit.info("prompt set %s %s activated by %s", prompts.name, state.version, source)
+            # under the lock: observers (prompts/active, the status) hear of activations in the order they
+            # happened; they only queue messages, so the lock is held no longer for it
+            self._on_change(state)
         return state
 
     def _persist(self, prompts: PromptSet, source: str) -> None:

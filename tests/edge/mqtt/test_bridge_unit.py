@@ -102,3 +102,19 @@ def test_memory_verb(bridge: MqttBridge) -> None:
     assert run(bridge, "memory", {"args": {"action": "rollback"}})[3] is None
     assert "give a camera" in run(bridge, "memory", {"id": "m2", "args": {"action": "teach"}})[3]
     assert "action" in run(bridge, "memory", {"id": "m3", "args": {"action": "forget"}})[3]
+
+
+def test_a_wildcard_response_topic_is_answered_on_the_default_one(bridge: MqttBridge,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishing to 'x/#' is a protocol error that would drop the connection (and, before, the command thread):
+    the answer goes to .../cmd/{verb}/response, with the command's correlation data."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    sent: list[tuple[str, Any]] = []
+    monkeypatch.setattr(bridge.link, "publish_now", lambda topic, payload, **kw: sent.append((topic, kw)) or True)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic, props.CorrelationData = "x/#", b"corr-1"
+    bridge._answer(Message(f"{ROOT}/cmd/reload", b"{}", props), "reload", "r9", {"name": "fake"}, None)
+    assert [t for t, _ in sent] == [f"{ROOT}/cmd/reload/response"]
+    assert sent[0][1]["properties"].CorrelationData == b"corr-1"

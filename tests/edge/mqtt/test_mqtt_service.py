@@ -279,7 +279,8 @@ def test_only_operators_can_command(make_config: Callable[..., ServiceConfig], a
 
 
 def test_the_mes_may_replay_and_a_refused_response_topic_falls_back(
-        make_config: Callable[..., ServiceConfig], auth_broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_config: Callable[..., ServiceConfig], auth_broker: Broker, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """The shipped ACL lets the MES heal gaps with cmd/replay (its README says so), answers on a response
     topic under .../st1/reply/, and a response topic the station may not write is answered on the
     default topic instead of being lost."""
@@ -300,10 +301,12 @@ def test_the_mes_may_replay_and_a_refused_response_topic_falls_back(
         mes.wait(lambda s: sum(1 for r in s.results() if r["replayed"] and r["seq"] <= 2) >= 2)
         replayed = [p for t, b, _, p in mes.messages if t.endswith("/result") and b["replayed"]]
         assert all(dict(p.UserProperty)["schema"] == "edge-inspect/result/1" for p in replayed)  # same properties
+        assert all(p.ContentType == "application/json" and dict(p.UserProperty)["id"] for p in replayed)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = "elsewhere/replies"  # the station may not write there
         operator.publish(f"{ROOT_TOPIC}/cmd/reload", {"id": "r-1", "args": {}}, props)
         operator.wait(lambda s: any(r.get("id") == "r-1" for r in s.on("/cmd/reload/response")), timeout=20)
+        assert "the broker refused the response to reload on elsewhere/replies" in caplog.text  # not silent
     mes.close()
     operator.close()
 

@@ -90,6 +90,40 @@ def test_a_broker_outage_and_a_full_outbox_make_it_unhealthy(config: Callable[..
         assert "edge_inspect_mqtt_connected 0.0" in text and "edge_inspect_outbox_backlog" in text
 
 
+def test_a_hung_broker_is_reported_from_the_oldest_unacknowledged_result(config: Callable[..., ServiceConfig],
+                                                                        broker: Broker) -> None:
+    """A frozen broker (SIGSTOP) keeps its TCP connection: the link looks up, nothing is acknowledged. /healthz
+    says so from the outbox's oldest undelivered age (mqtt.ack_alarm_s), and clears when the broker wakes."""
+    cfg = config(mqtt={"host": "127.0.0.1", "port": broker.port, "keepalive": 60, "ack_alarm_s": 1.5})
+    with build_station(cfg) as svc:
+        wait_for(lambda: svc.bridge is not None and svc.bridge.link.state.connected)
+        wait_for(lambda: health(svc)[0] == 200)
+        broker.pause()
+        try:
+            code, body = wait_for(lambda: (r := health(svc))[0] == 503 and "broker" in r[1]["problems"] and r,
+                                  timeout=10)
+            assert "broker not acknowledging" in body["problems"]["broker"] and body["mqtt"]["connected"]
+        finally:
+            broker.resume()
+        wait_for(lambda: "broker" not in health(svc)[1]["problems"], timeout=20)
+
+
+def test_unreadable_replay_files_are_counted_in_health_and_metrics(config: Callable[..., ServiceConfig],
+                                                                   tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), np.full((120, 160, 3), 40 * i, np.uint8))
+    (folder / "f001b.png").write_bytes(b"\x89PNG broken")
+    with build_station(config([{"name": "cam1", "source": str(folder)}])) as svc:
+        wait_for(lambda: health(svc)[1]["cameras"]["cam1"]["unreadable"] >= 1)
+        _, text = get(svc.ops.port, "/metrics")  # type: ignore[union-attr]
+    assert 'edge_inspect_camera_frames_unreadable_total{camera="cam1"}' in text
+
+
 def test_jetson_readings_where_the_kernel_exposes_them(tmp_path: Path) -> None:
     zone = tmp_path / "thermal_zone1"
     zone.mkdir()

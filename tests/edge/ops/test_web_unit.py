@@ -138,3 +138,21 @@ def test_an_exposed_page_with_an_empty_user_file_refuses_to_start(tmp_path: Path
     users.write_text("[]\n")
     with pytest.raises(ConfigError, match="exposes the operator page but no login is configured"):
         make_app(tmp_path, users_file=str(users), http={"host": "0.0.0.0", "port": 9108})
+
+
+def test_a_name_is_throttled_across_clients_and_unknown_names_cost_a_hash() -> None:
+    """16 clients guessing one name share its wait (per name, not only per client); an unknown name is checked
+    against a dummy hash of the same cost as a real one, so its answer time does not reveal that it is unknown."""
+    from edge.ops.auth import DUMMY_HASH, ITERATIONS
+    from edge.ops.guard import FREE_FAILURES, LoginThrottle
+
+    now = [1000.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for i in range(FREE_FAILURES):
+        assert throttle.wait_s(f"10.0.0.{i}", "anna") == 0.0
+        throttle.record(f"10.0.0.{i}", "anna", ok=False)  # each client fails once
+    assert throttle.wait_s("10.0.0.99", "anna") > 0  # a fresh client waits for this name
+    assert throttle.wait_s("10.0.0.99", "bert") == 0.0  # other names are not held up
+    now[0] += 3600
+    assert throttle.wait_s("10.0.0.99", "anna") == 0.0  # forgotten after FORGET_S
+    assert int(DUMMY_HASH.split("$")[1]) == ITERATIONS
