@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
@@ -63,3 +66,21 @@ def test_patch_tokens_are_gated_too() -> None:
     comparison.patch_cosines[: 128 * 5] = 0.90  # 2 % of the tokens far off: the p1 falls below the threshold
     bad = comparison.record(t, None)
     assert not bad.passed and bad.patch_cosine_p1 < 0.98 and bad.cosine_p1 >= 0.99
+
+
+def test_the_report_lists_and_draws_the_flipped_frames(tmp_path: Path) -> None:
+    """Harmful flips first, then moves into the uncertain band, each with both verdicts and scores; the contact
+    sheet shows them; no sheet (and no stale one) when nothing flipped."""
+    from calibration.report import flip_rows, flipped_frames_png
+
+    comparison = _comparison(["same", "band", "same", "harmful"])
+    comparison.cand_scores[3] = comparison.score_diffs[3] = [0.2, 0.8]  # the flip's scores moved (fp32: 0, 0)
+    rows = flip_rows(comparison)
+    assert [(r["frame"], r["kind"]) for r in rows] == [(3, "harmful"), (1, "band")]
+    assert rows[0]["fp32"] == "ok" and rows[0]["candidate"] == "ng hole"
+    assert rows[0]["category"] == "hole" and rows[0]["candidate_score"] == 0.8 and rows[0]["fp32_score"] == 0.0
+    thumbs = [np.full((60, 80, 3), 90 * i % 255, np.uint8) for i in range(4)]
+    sheet = flipped_frames_png(comparison, thumbs, tmp_path / "flips.png")
+    assert sheet is not None and cv2.imread(str(sheet)).shape[1] >= 2 * 80
+    assert flipped_frames_png(_comparison(["same"] * 4), thumbs, tmp_path / "flips.png") is None
+    assert not (tmp_path / "flips.png").exists()

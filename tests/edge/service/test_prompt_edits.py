@@ -157,3 +157,18 @@ def test_limits_and_confinement(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="outside the prompt set's folder") as err:
             confined(outside, tmp_path, (tmp_path / "uploads",))
         assert "passwd" not in str(err.value)  # the error names no file it found there
+
+
+def test_a_read_only_state_dir_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a non-root service meets on a read-only folder (tests run as root, who may write anywhere: the
+    refusal is injected where the probe writes)."""
+    from edge.app import check_state_dir
+    from edge.errors import ConfigError
+
+    def refuse(self: Path, data: bytes) -> int:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    with pytest.raises(ConfigError, match=r"state_dir .*: not a writable folder \(Permission denied\); point "
+                                          "state_dir at a writable folder"):
+        check_state_dir(tmp_path / "state")

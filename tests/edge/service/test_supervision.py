@@ -218,3 +218,16 @@ def test_a_full_disk_degrades_then_recovers_without_losing_a_numbered_result(
         wait_for(lambda: running.status.state == "online", timeout=15)  # and the box says so again
     seqs = [r.seq for r in disk.results]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_stop_during_a_full_disk_is_prompt(config: Callable[..., ServiceConfig]) -> None:
+    """SIGTERM while the disk is full (it hung over 40 s before the boundary): the station stops well within
+    systemd's TimeoutStopSec."""
+    disk = FullDisk(failures=10_000)
+    start = 0.0
+    with build_station(config(results={"queue": 4}), sinks=[disk]) as running:
+        wait_for(lambda: "thread publisher" in running.status.summary(), timeout=10)
+        running.request_stop()
+        start = time.monotonic()
+    assert time.monotonic() - start < 15  # TimeoutStopSec is 90 s
+    assert disk.results == []
