@@ -21,8 +21,8 @@ import numpy as np
 
 from edge.bundle import Bundle, Family
 from edge.config import CameraConfig, TileConfig
+from edge.inspect.frames import cut, frame_rows
 from edge.inspect.prompt_state import text_embeddings
-from edge.inspect.tiles import crop, tiles_for
 from edge.metrics import format_confusion, zero_shot_report
 from edge.model import ZeroShotModel
 from edge.preprocess import to_pixel_values
@@ -45,19 +45,14 @@ DEMO_TILES = TileConfig(rows=2, cols=2, overlap=0.25, include_full=True)
 
 def frame_probs(embed: EmbedFn, texts: np.ndarray, family: Family, scale: float, bias: float | None,
                 frames: list[np.ndarray], tiles: TileConfig | None) -> np.ndarray:
-    """Per-frame category scores [N, C], max over the service's tiles when ``tiles`` is set."""
-    camera = CameraConfig(name="eval", source="eval", tiles=tiles)
+    """Per-frame category scores [N, C], max over the service's tiles when ``tiles`` is set (the service's own
+    cutting and crop-to-frame reduction, so only the runtime differs between PyTorch and the bundle)."""
     out = []
     for start in range(0, len(frames), 16):
         chunk = frames[start : start + 16]
-        boxes = [tiles_for(camera, f.shape[1], f.shape[0]) for f in chunk]
-        crops = [crop(f, t.box) for f, ts in zip(chunk, boxes) for t in ts]
-        probs = category_probs(embed(crops), texts, family, scale, bias)
-        i = 0
-        for ts in boxes:
-            out.append(probs[i : i + len(ts)].max(axis=0))
-            i += len(ts)
-    return np.stack(out)
+        crops, cuts = cut(chunk, [tiles] * len(chunk))
+        out.append(frame_rows(category_probs(embed(crops), texts, family, scale, bias), [len(t) for t in cuts]))
+    return np.concatenate(out)
 
 
 def _torch_side(ckpt: Any, prompts: PromptSet) -> tuple[EmbedFn, np.ndarray, float, float | None]:
@@ -228,7 +223,8 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                            station=station, line_frames=LINE_FRAMES, lines_seed=LINES_SEED, good_seed=GOOD_SEED,
                            mixed_seed=MIXED_SEED, dense=recipe.DENSE_WEIGHT,
                            templates="; ".join(f'"{t}"' for t in prompts.templates), prompts=prompt_lines,
-                           steps=recipe.STEPS, batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
+                           steps=" and ".join(f"{r['train_steps']} steps (demo-{r['family']})" for r in results),
+                           batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
                            parts=recipe.TRAIN_PARTS, zoom=recipe.ZOOM, sizes_cfg=recipe.SIZES)
 
 
@@ -252,7 +248,7 @@ captions. This card is written by `python -m export.demo_models.evaluate`.
   service's tiles show), squashed to 224x224 with the runtime's own preprocessing. Every time
   a frame is drawn it gets a new random caption (templates x synonyms x material x shape x
   position x size); a byte-level BPE tokenizer is trained on those captions.
-- Training: `python -m export.demo_models.train` (fixed seeds), {steps} steps of batch {batch},
+- Training: `python -m export.demo_models.train` (fixed seeds), {steps} of batch {batch},
   AdamW, lr {lr} with {warmup} warm-up steps and cosine decay, on 2 CPU cores. CLIP: symmetric
   softmax contrastive loss; SigLIP: pairwise sigmoid loss with learnable temperature and bias
   (initialised at log 10 and -10). Pairs of the same defect kind are positives (soft targets).
