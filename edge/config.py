@@ -247,10 +247,10 @@ def parse_config(data: object, source: str, base: Path | None = None) -> Service
         if cfg.evidence.dir is not None:
             cfg.evidence.dir = _resolve(base, cfg.evidence.dir)
         if cfg.ops.users_file is not None:
-            cfg.ops.users_file = _resolve(base, cfg.ops.users_file)
+            cfg.ops.users_file = _resolve(base, Path(os.path.expandvars(cfg.ops.users_file)))
         if cfg.mqtt is not None:
-            if cfg.mqtt.password_file is not None:
-                cfg.mqtt.password_file = _resolve(base, cfg.mqtt.password_file)
+            if cfg.mqtt.password_file is not None:  # may name $CREDENTIALS_DIRECTORY/mqtt-password
+                cfg.mqtt.password_file = _resolve(base, Path(os.path.expandvars(cfg.mqtt.password_file)))
             if cfg.mqtt.tls is not None:
                 for key in ("ca", "cert", "key"):
                     if getattr(cfg.mqtt.tls, key) is not None:

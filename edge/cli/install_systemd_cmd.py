@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 from edge.errors import ConfigError
@@ -15,7 +17,9 @@ UNITS = ("edge-inspect.service", "edge-inspect-build.service")
 def systemd_folder() -> Path:
     """The unit templates: the checkout's ``systemd/`` (an editable install), else the copy that
     ``pip install .`` puts under the environment's ``share/edge-inspect/systemd`` (pyproject's data-files)."""
-    places = (Path(__file__).resolve().parents[2] / "systemd", Path(sys.prefix) / "share" / "edge-inspect" / "systemd")
+    data = {Path(sysconfig.get_path("data")), Path(sysconfig.get_path("data", f"{os.name}_user")), Path(sys.prefix)}
+    places = (Path(__file__).resolve().parents[2] / "systemd",  # a venv, --user, and Debian's /usr/local installs
+              *(root / "share" / "edge-inspect" / "systemd" for root in sorted(data)))
     for folder in places:
         if (folder / UNITS[0]).is_file():
             return folder

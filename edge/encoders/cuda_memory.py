@@ -24,8 +24,9 @@ def _driver() -> Any:
         import pycuda.driver as cuda
     except ImportError as err:
         raise MissingDeviceStack(
-            f"pycuda is not installed or finds no CUDA driver ({err}); install it with the 'tensorrt' extra on the "
-            f"device: {install_hint('tensorrt')} (JetPack's CUDA must be on PATH), or set model.backend: onnxruntime."
+            f"pycuda is not installed or finds no CUDA driver ({err}); on a Jetson: pip install pycuda (JetPack's CUDA "
+            f"on PATH; TensorRT comes with JetPack), elsewhere: {install_hint('tensorrt')}; or set model.backend: "
+            "onnxruntime."
         ) from err
     return cuda
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -144,7 +145,7 @@ class MemoryCache:
                                     int(data[f"neighbourhood{i}"]), float(data[f"threshold{i}"]))
                          for i in range(count)]
                 return ViewMemory(tiles, int(data["images"]), version, [float(x) for x in data["loo"]])
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or cut short
             return None
 
     def put(self, memory: ViewMemory) -> None:

@@ -19,6 +19,9 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())  # a power cut leaves the old file or the new one, never half of one
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a cache written by another user (root) from the service
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

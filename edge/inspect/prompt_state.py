@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ class EmbeddingCache:
         try:
             with np.load(path) as data:
                 return np.asarray(data["text_embeds"])
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or cut short
             return None
 
     def put(self, version: str, embeds: np.ndarray) -> None:

@@ -127,7 +127,7 @@ class MqttLink:
         props = self.properties(RESULT_SCHEMA_ID)
         if props is None:
             return None
-        props.UserProperty = [("schema", RESULT_SCHEMA_ID), ("id", result_id)]
+        props.UserProperty = [("id", result_id)]  # paho appends user properties: this adds the id after 'schema'
         if self.cfg.message_expiry_s:
             props.MessageExpiryInterval = int(self.cfg.message_expiry_s)
         return props

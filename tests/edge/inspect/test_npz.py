@@ -30,3 +30,14 @@ def test_concurrent_writers_of_one_entry_never_leave_a_broken_or_stray_file(tmp_
     with np.load(path) as data:
         assert len(set(data["a"].tolist())) == 1  # whole, one writer's
     assert [p.name for p in path.parent.iterdir()] == ["v1.npz"]
+
+
+def test_a_cache_file_cut_short_is_a_miss_not_a_crash(tmp_path: Path) -> None:
+    from edge.inspect.prompt_state import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path, "b" * 64)
+    cache.put("v1", np.ones((2, 4), np.float32))
+    path = next(tmp_path.glob("*.npz"))
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.write_bytes(path.read_bytes()[:40])  # what a power cut without fsync could leave
+    assert cache.get("v1") is None

@@ -61,7 +61,8 @@ def test_results_status_and_prompts_follow_the_contract(
             want = f"edge-inspect/{schema}/1"  # prompts/active is the prompt set itself: its schema is said only here
             assert dict(props.UserProperty)["schema"] == want == body.get("schema", want), suffix
     for _, body, _, props in (m for m in sub.messages if m[0].endswith("/result")):
-        assert dict(props.UserProperty)["id"] == body["id"] and 590 <= props.MessageExpiryInterval <= 600
+        assert props.UserProperty == [("schema", "edge-inspect/result/1"), ("id", body["id"])]  # each once
+        assert 590 <= props.MessageExpiryInterval <= 600
     sub.close()
 
 
