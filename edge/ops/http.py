@@ -89,7 +89,8 @@ class OpsServer:
                               "ops.http.port or stop what uses it.") from err
         self.port = int(self._sock.getsockname()[1])
         config_ = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                 timeout_keep_alive=5, limit_concurrency=256, http=HeadersDeadline)
+                                 timeout_keep_alive=5, limit_concurrency=256, http=HeadersDeadline,
+                                 ws="none")  # no WebSocket routes: an upgrade is not a way around the deadline
         self._server = uvicorn.Server(config_)
         self._thread: Any = None
 
