@@ -65,7 +65,7 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
                             preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
         return report
 
-    cfg = TrainConfig(steps=recipe.STEPS, batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
+    cfg = TrainConfig(steps=recipe.STEPS[family], batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT)
     start = time.perf_counter()
     history = train(model, family, tokenizer, spec, data, cfg, evaluate,  # type: ignore[arg-type]
@@ -75,7 +75,7 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
     save_checkpoint(out, model.eval(), tokenizer,
                     preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
     (out / "training_log.json").write_text(json.dumps(
-        {"train_seconds": round(seconds, 1), "steps": recipe.STEPS, "batch": recipe.BATCH,
+        {"train_seconds": round(seconds, 1), "steps": recipe.STEPS[family], "batch": recipe.BATCH,
          "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": recipe.DENSE_WEIGHT,
          "zoom": list(recipe.ZOOM), "train_frames": len(images),
          "torch": torch.__version__, "history": history}, indent=2) + "\n")
