@@ -30,7 +30,7 @@ from edge.bundle import BundleManifest, GateRecord
 from edge.encoders.onnxruntime import OrtImageEncoder
 from edge.errors import CalibrationError
 from edge.inspect.decision import decide
-from edge.inspect.frames import frame_rows
+from edge.inspect.frames import frame_rows, score_dict
 from edge.prompts import PromptSet
 from edge.scoring import category_probs, l2_normalize
 
@@ -148,7 +148,7 @@ def frame_verdicts(image: np.ndarray, text: np.ndarray, prompts: PromptSet, m: B
     names = [c.name for c in prompts.categories]
     out: list[Verdict] = []
     for row in scores:
-        d = decide(dict(zip(names, (round(float(s), 6) for s in row))), prompts)  # as the line: FrameScores.as_dict
+        d = decide(score_dict(names, row), prompts)  # rounded as the line decides
         out.append((d.verdict, d.category if d.verdict != "ok" else ""))
     return scores, out
 

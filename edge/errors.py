@@ -94,8 +94,12 @@ def missing_extra(err: ImportError) -> MissingExtraError | None:
     extra = EXTRA_OF.get(top)
     if extra is None:
         return None
-    return MissingExtraError(f"{top} is not installed; this command needs the '{extra}' extra: "
-                             f"{install_hint(extra)} (or use ./run on a workstation).")
+    return _missing(top, "this command", extra)
+
+
+def _missing(module: str, who: str, extra: str) -> MissingExtraError:
+    return MissingExtraError(f"{module} is not installed; {who} needs the '{extra}' extra: {install_hint(extra)} "
+                             "(or use ./run on a workstation).")
 
 
 def require_extra(command: str, modules: tuple[str, ...], extra: str) -> None:
@@ -103,5 +107,4 @@ def require_extra(command: str, modules: tuple[str, ...], extra: str) -> None:
     ``edge/`` never imports torch, even to find out that it is there)."""
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(f"{module} is not installed; {command} needs the '{extra}' extra: "
-                                    f"{install_hint(extra)} (or use ./run on a workstation).")
+            raise _missing(module, command, extra)

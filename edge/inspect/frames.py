@@ -47,8 +47,7 @@ class FrameScores:
 
     def as_dict(self, digits: int = 6) -> dict[str, float]:
         """Every category's score: of the zoomed crop when the frame was named from one, else the frame's."""
-        values = self.named if self.named is not None else self.scores
-        return {n: round(float(s), digits) for n, s in zip(self.names, values)}
+        return score_dict(self.names, self.named if self.named is not None else self.scores, digits)
 
     def decide(self, state: PromptState) -> Decision:
         """The frame's verdict (before N-of-M smoothing): from the anomaly when there is a memory, named by the
@@ -82,6 +81,11 @@ def per_frame(crop_scores: np.ndarray, counts: Sequence[int]) -> list[np.ndarray
     return [crop_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def score_dict(names: Sequence[str], row: np.ndarray, digits: int = 6) -> dict[str, float]:
+    """A frame's scores by category, rounded as results carry them: what every decision is made on."""
+    return {n: round(float(s), digits) for n, s in zip(names, row)}
+
+
 def frame_rows(crop_scores: np.ndarray, counts: Sequence[int]) -> np.ndarray:
     """Crop scores [N, C] -> frame scores [F, C]: a category's frame score is its max over the frame's crops
     (the line, the calibration gate and the demo card all reduce crops to frames this way)."""
@@ -90,9 +94,8 @@ def frame_rows(crop_scores: np.ndarray, counts: Sequence[int]) -> np.ndarray:
 
 def frame_scores(crop_scores: np.ndarray, tiles: Sequence[list[Tile]], names: list[str]) -> list[FrameScores]:
     """Crop scores [N, C] -> one FrameScores per frame (max over its tiles)."""
-    counts = [len(t) for t in tiles]
-    return [FrameScores(names, best, rows, list(ts))
-            for best, rows, ts in zip(frame_rows(crop_scores, counts), per_frame(crop_scores, counts), tiles)]
+    parts = per_frame(crop_scores, [len(t) for t in tiles])  # split once: this runs for every batch of the line
+    return [FrameScores(names, rows.max(axis=0), rows, list(ts)) for rows, ts in zip(parts, tiles)]
 
 
 def zoom_box(box: Box, width: int, height: int) -> Box:

@@ -90,14 +90,10 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: Any = None
 
-    def start(self, spawn: Callable[[str, Callable[[], None]], Any] | None = None) -> Watchdog:
-        """Ping from a thread: ``spawn(name, loop)`` starts it under the station's error boundary (``run`` passes
-        ``station.supervise``: a failing ping loop is reported and restarted); without it, a plain thread."""
-        if spawn is None:
-            self._thread = threading.Thread(target=self.loop, name="watchdog", daemon=True)
-            self._thread.start()
-        else:
-            self._thread = spawn("watchdog", self.loop)
+    def start(self, spawn: Callable[[str, Callable[[], None]], Any]) -> Watchdog:
+        """Ping from a thread that ``spawn(name, loop)`` starts under the station's error boundary (``run`` passes
+        ``station.supervise``): a failing ping loop is reported and restarted, never silently dead."""
+        self._thread = spawn("watchdog", self.loop)
         return self
 
     def loop(self) -> None:

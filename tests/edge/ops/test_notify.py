@@ -72,7 +72,14 @@ def test_watchdog_interval_follows_systemd(monkeypatch: pytest.MonkeyPatch) -> N
 def test_watchdog_pings_only_while_the_pipeline_progresses(listener: tuple[socket.socket, str]) -> None:
     sock, path = listener
     alive = {"ok": True}
-    dog = Watchdog(Notifier(path), 0.05, lambda: alive["ok"]).start()
+    import threading
+
+    from edge.service.status import StatusBoard
+    from edge.service.supervise import supervised
+
+    stop = threading.Event()
+    dog = Watchdog(Notifier(path), 0.05, lambda: alive["ok"]).start(
+        lambda name, loop: supervised(name, loop, StatusBoard(), stop))
     assert messages(sock, "WATCHDOG=1")
     alive["ok"] = False
     time.sleep(0.2)  # pings already in flight drain
@@ -88,6 +95,7 @@ def test_watchdog_pings_only_while_the_pipeline_progresses(listener: tuple[socke
         sock.recv(100)  # nothing while stalled: systemd would restart the unit
     assert dog.withheld > 0
     dog.stop()
+    stop.set()
 
 
 def test_the_run_command_speaks_the_protocol(listener: tuple[socket.socket, str], tiny_bundles: dict[str, Path],
