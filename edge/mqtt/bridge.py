@@ -117,8 +117,12 @@ class MqttBridge:
                  PROMPTS_ACTIVE_SCHEMA_ID)]
 
     def _publish_prompts(self, state: PromptState) -> None:
-        self.link.publish_now(self.topics.prompts_active, self.prompts_active_json(state), retain=True,
-                              properties=self.link.properties(PROMPTS_ACTIVE_SCHEMA_ID), what="prompts/active")
+        """A newly activated set, retained. Under the link's retained lock: a reconnect re-sending the retained
+        topics reads the active set and hands it to paho under the same lock, so it cannot send an older set
+        after this one (the broker would keep the older)."""
+        with self.link.retained_lock:
+            self.link.publish_now(self.topics.prompts_active, self.prompts_active_json(state), retain=True,
+                                  properties=self.link.properties(PROMPTS_ACTIVE_SCHEMA_ID), what="prompts/active")
 
     # ---- commands ----
     def _enqueue_command(self, message: Any) -> None:

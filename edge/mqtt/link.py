@@ -66,6 +66,9 @@ class MqttLink:
         self.outbox = outbox
         self._status_payload = status_payload  # state -> JSON
         self._retained = retained  # extra retained (topic, payload) re-sent on every connect
+        # held while a retained topic is read and handed to paho, by the connect path and by whoever publishes a
+        # new value (bridge._publish_prompts): the broker keeps the last one sent, so sends must follow reads
+        self.retained_lock = threading.Lock()
         self._on_connect = on_connect or (lambda: None)  # before the client (and its will) is made
         self._on_message = on_message
         self._problem = problem
@@ -228,8 +231,9 @@ class MqttLink:
         self._client.subscribe(self.topics.commands, qos=1)
         self._status_sent = None
         self._publish_status()
-        for topic, payload, schema_id in self._retained():
-            self._client.publish(topic, payload, qos=1, retain=True, properties=self.properties(schema_id))
+        with self.retained_lock:  # a prompt set activated meanwhile is sent after this one, never before
+            for topic, payload, schema_id in self._retained():
+                self._client.publish(topic, payload, qos=1, retain=True, properties=self.properties(schema_id))
         log.info("mqtt connected to %s:%s (%s undelivered results to replay)",
                  self.cfg.host, self.cfg.port, self.outbox.stats()["backlog"])
 

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +131,45 @@ def test_broker_outage_loses_nothing(make_config: Callable[..., ServiceConfig], 
     assert all(produced[r["seq"]].id == r["id"] for r in received)
     assert all(r["ts"] == produced[r["seq"]].ts for r in received)  # original timestamps
     sub.close()
+
+
+def test_a_reconnect_never_retains_an_older_prompt_set(
+        make_config: Callable[..., ServiceConfig], broker: Broker) -> None:
+    """A reconnect re-sends the retained prompts/active; a set activated while it does must still be the one the
+    broker keeps. The connect path is held between reading the active set and sending it, and a new set is
+    activated in that gap: without the retained lock the new set went out first and the old one overwrote it."""
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 5}], mqtt=_mqtt(broker))
+    read, go = threading.Event(), threading.Event()
+    with build_station(cfg) as svc:
+        first = Subscriber(broker.port)
+        first.wait(lambda s: bool(s.on("/prompts/active")))
+        first.close()
+        link = svc.bridge.link
+        original = link._retained
+
+        def held() -> list[tuple[str, str, str]]:
+            out = original()  # the active set as the connect path sees it
+            read.set()
+            go.wait(5)
+            return out
+
+        link._retained = held
+        broker.kill()
+        broker.start()  # persistence off: the broker holds nothing retained until the station re-sends it
+        assert read.wait(30), "the station did not reconnect"
+        new_set = {"name": "tiny2", "categories": [{"name": "good", "ok": True, "prompts": ["fine"]},
+                                                   {"name": "dent", "prompts": ["dented"]}]}
+        applying = threading.Thread(target=svc.prompts.apply, args=(new_set, "test"))
+        applying.start()
+        time.sleep(0.5)  # the activation is done and waits to publish (or, unguarded, has published)
+        go.set()
+        applying.join(10)
+        version = svc.prompt_state.version
+        assert svc.prompt_state.prompts.name == "tiny2"
+        late = Subscriber(broker.port)  # a client that connects now gets only what the broker retained
+        late.wait(lambda s: bool(s.on("/prompts/active")) and s.on("/prompts/active")[-1]["version"] == version,
+                  timeout=10)
+        late.close()
 
 
 def _run_service(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
