@@ -185,7 +185,9 @@ def evaluate(model: ZeroShotModel, state: PromptState, samples: Sequence[Sample]
     memory = None
     if state.memories:
         memory = {"version": state.memory_version, "images": state.good_images,
-                  "patches": sum(m.patches for m in state.memories.values())}
+                  "patches": sum(m.patches for m in state.memories.values()),
+                  # each good image scored without itself, in threshold units: how far below 1 the good parts sit
+                  "leave_one_out": [round(x, 4) for m in state.memories.values() for x in m.loo_scores]}
     result = Evaluation(rows, [c.name for c in state.prompts.categories], good, memory)
     result.measures = measures(result)
     result.measures["worst"] = _worst(keep, good)

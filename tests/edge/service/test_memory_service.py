@@ -145,6 +145,9 @@ def test_the_live_service_and_evaluate_agree_on_the_same_frames(station_config: 
     run_cli("evaluate", "--bundle", str(station_config(url).model.bundle), "--prompts",
             str(tmp_path / "prompts.yaml"), "--images", url, "--frames", "100", "--good", str(tmp_path / "good"),
             "--tiles", "2x2", "--out", str(tmp_path / "report"), "--quiet")
-    offline = json.loads((tmp_path / "report" / "report.json").read_text())["measures"]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    offline = report["measures"]
+    loo = report["memory"]["leave_one_out"]  # how far below the threshold the good parts sit, one per image
+    assert len(loo) == report["memory"]["images"] and all(0 < x <= 1 for x in loo)
     assert abs(live["accuracy"] - offline["accuracy"]) <= 0.02, (live["accuracy"], offline["accuracy"])
     assert abs(live["escapes"] - offline["escapes"]) <= 0.02 and live["located_of"] > 0
