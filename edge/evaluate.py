@@ -186,7 +186,8 @@ def evaluate(model: ZeroShotModel, state: PromptState, samples: Sequence[Sample]
     if state.memories:
         memory = {"version": state.memory_version, "images": state.good_images,
                   "patches": sum(m.patches for m in state.memories.values()),
-                  # each good image scored without itself, in threshold units: how far below 1 the good parts sit
+                  # each good image scored without itself, in threshold units (below 1 with memory.margin >= 1):
+                  # how close the good parts come to the threshold
                   "leave_one_out": [round(x, 4) for m in state.memories.values() for x in m.loo_scores]}
     result = Evaluation(rows, [c.name for c in state.prompts.categories], good, memory)
     result.measures = measures(result)

@@ -77,7 +77,7 @@ def demo_config(args: argparse.Namespace, bundle: Path, mqtt_port: int | None) -
     set_good(prompts, teach_good(args) if args.good else None)
     from export.demo_models import recipe
 
-    tiles = recipe.STATION_TILES  # the demo models see defects best in tiles (see their card)
+    tiles = dict(recipe.STATION_TILES)  # the demo models see defects best in 3x3 tiles (see their card)
     cameras = [{"name": f"cam{i + 1}", "source": f"sim://line?seed={101 + i}&frames={args.frames}"
                 f"&product={args.product}", "fps": args.fps, "tiles": tiles} for i in range(args.cameras)]
     data = {"station": {"site": "demo-plant", "line": "line1", "station": "st1"}, "cameras": cameras,

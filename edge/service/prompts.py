@@ -156,7 +156,9 @@ class PromptManager:
             log.info("prompt set active: %s %s (from %s)", prompts.name, state.version, source)
             audit.info("prompt set %s %s activated by %s", prompts.name, state.version, source)
             # under the lock: observers (prompts/active, the status) hear of activations in the order they
-            # happened; they only queue messages, so the lock is held no longer for it
+            # happened. They only queue messages; the MQTT bridge may first wait for the link's retained_lock
+            # (a reconnect re-sending the active set). Lock order: this lock, then retained_lock, never the
+            # reverse: whatever holds retained_lock reads the active set without this lock (the state property)
             self._on_change(state)
         return state
 

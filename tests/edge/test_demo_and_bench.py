@@ -14,7 +14,7 @@ from tests.helpers import one_line_error, run_cli
 
 
 def test_demo_runs_the_service_end_to_end(tmp_path: Path) -> None:
-    result = run_cli("demo", "--cameras", "2", "--frames", "4", "--fps", "5", "--quiet",
+    result = run_cli("demo", "--cameras", "2", "--frames", "4", "--fps", "2", "--quiet",
                      "--workdir", str(tmp_path / "demo"))
     n = int(re.search(r"(\d+) results: verdict accuracy", result.out).group(1))  # type: ignore[union-attr]
     assert 6 <= n <= 8  # live cameras: a frame may be skipped (newest wins), never a result lost

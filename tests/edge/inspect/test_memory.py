@@ -118,6 +118,18 @@ def test_the_box_finds_the_defect_in_a_crop_that_is_raised_as_a_whole() -> None:
     assert x <= 288 + 2 * 16 + 8 <= x + w and y <= 3 * 16 + 8 <= y + h, a.box  # around the patch's centre
 
 
+def test_a_defect_filling_its_crop_is_boxed_there_not_on_noise_elsewhere() -> None:
+    """Centring a crop on its median cancels a defect that covers most of it; the box must stay in that crop."""
+    rng = np.random.default_rng(1)
+    maps = [0.5 + 0.05 * rng.standard_normal(36) for _ in range(3)]
+    maps[0][7] = 0.9  # a noise spike in a quiet tile
+    large = 0.5 + 0.05 * rng.standard_normal(36)
+    large[:30] = 3.0  # the defect covers 30 of the fourth tile's 36 patches
+    view = ViewMemory([_Tile(m) for m in (*maps, large)], 16, "v")  # type: ignore[misc]
+    a = frame_anomaly(view, np.zeros((4, 36, 8), np.float32), [(96 * i, 0, 96, 96) for i in range(4)], 384, 96)
+    assert a.ratio == pytest.approx(3.0, abs=0.01) and a.box is not None and a.box[0] >= 288, a.box
+
+
 def test_locally_aware_averages_neighbours_only_when_asked() -> None:
     t = _tokens(2, 1)
     assert np.array_equal(locally_aware(t, GRID, 1), t)

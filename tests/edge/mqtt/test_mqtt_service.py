@@ -159,16 +159,26 @@ def test_a_reconnect_never_retains_an_older_prompt_set(
         assert read.wait(30), "the station did not reconnect"
         new_set = {"name": "tiny2", "categories": [{"name": "good", "ok": True, "prompts": ["fine"]},
                                                    {"name": "dent", "prompts": ["dented"]}]}
+        old = svc.prompt_state.version
         applying = threading.Thread(target=svc.prompts.apply, args=(new_set, "test"))
         applying.start()
-        time.sleep(0.5)  # the activation is done and waits to publish (or, unguarded, has published)
+        deadline = time.monotonic() + 30
+        while svc.prompt_state.version == old and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # activated; its publish now waits for the connect path (unguarded, it went out already)
+        assert applying.is_alive() and link.retained_lock.locked(), "the activation did not wait for the connect path"
         go.set()
         applying.join(10)
+        assert not applying.is_alive() and svc.prompt_state.prompts.name == "tiny2"
         version = svc.prompt_state.version
-        assert svc.prompt_state.prompts.name == "tiny2"
-        late = Subscriber(broker.port)  # a client that connects now gets only what the broker retained
-        late.wait(lambda s: bool(s.on("/prompts/active")) and s.on("/prompts/active")[-1]["version"] == version,
-                  timeout=10)
+        time.sleep(1.0)  # both sends reach the broker (loopback)
+        late = Subscriber(broker.port)  # a client that connects now gets what the broker retained, flagged so
+
+        def retained(s: Subscriber) -> list[str]:
+            return [b["version"] for t, b, kept, _ in s.messages if t.endswith("/prompts/active") and kept]
+
+        late.wait(lambda s: bool(retained(s)), timeout=10)
+        assert retained(late) == [version]
         late.close()
 
 
