@@ -188,7 +188,8 @@ def evaluate(model: ZeroShotModel, state: PromptState, samples: Sequence[Sample]
                   "patches": sum(m.patches for m in state.memories.values()),
                   # each good image scored without itself, in threshold units (below 1 with memory.margin >= 1):
                   # how close the good parts come to the threshold
-                  "leave_one_out": [round(x, 4) for m in state.memories.values() for x in m.loo_scores]}
+                  "leave_one_out": [round(x, 4) for m in state.memories.values() for x in m.loo_scores],
+                  "leave_one_out_images": [n for m in state.memories.values() for n in m.names]}  # same order
     result = Evaluation(rows, [c.name for c in state.prompts.categories], good, memory)
     result.measures = measures(result)
     result.measures["worst"] = _worst(keep, good)

@@ -104,7 +104,7 @@ def build_view_memory(model: ZeroShotModel, images: Sequence[np.ndarray], names:
     originals = [tokens[i] for i in range(len(images))]
     loo, typical = set_thresholds(tiles, originals, params.margin)
     _check_outliers(typical, names)
-    return ViewMemory(tiles, len(images), version, loo)
+    return ViewMemory(tiles, len(images), version, loo, list(names))
 
 
 def _check_outliers(typical: list[float], names: Sequence[str]) -> None:
@@ -144,14 +144,16 @@ class MemoryCache:
                                     None if int(data[f"radius{i}"]) < 0 else int(data[f"radius{i}"]),
                                     int(data[f"neighbourhood{i}"]), float(data[f"threshold{i}"]))
                          for i in range(count)]
-                return ViewMemory(tiles, int(data["images"]), version, [float(x) for x in data["loo"]])
+                names = [str(x) for x in data["names"]] if "names" in data.files else []  # cached before names
+                return ViewMemory(tiles, int(data["images"]), version, [float(x) for x in data["loo"]], names)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or cut short
             return None
 
     def put(self, memory: ViewMemory) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {"tiles": np.array(len(memory.tiles)), "images": np.array(memory.images),
-                                         "loo": np.array(memory.loo_scores, np.float32)}
+                                         "loo": np.array(memory.loo_scores, np.float32),
+                                         "names": np.array(memory.names, dtype=str)}
         for i, t in enumerate(memory.tiles):
             arrays.update({f"grid{i}": np.array(t.grid), f"mean{i}": t.mean, f"basis{i}": t.basis,
                            f"entries{i}": t.entries, f"owners{i}": t.owners,

@@ -219,6 +219,7 @@ class ViewMemory:
     images: int  # good images (before augmentation)
     version: str  # identity: bundle, images, view, params
     loo_scores: list[float] = field(default_factory=list)  # each good image left out, in threshold units
+    names: list[str] = field(default_factory=list)  # the good images' file names, in the order of loo_scores
 
     @property
     def patches(self) -> int:

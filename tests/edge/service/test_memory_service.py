@@ -70,6 +70,10 @@ def test_a_good_folder_gives_anomaly_and_source_for_every_frame_and_boxes_the_de
     with build_station(station_config(str(tmp_path / "cam")), sinks=[sink]) as svc:
         svc.run(duration=120)
         memory = svc.prompt_state.memory_version
+        status = svc.station.memory_status()  # what the page and the MQTT memory command show
+    (view,) = status["views"]
+    assert status["active"] and status["images"] == 16 and len(view["leave_one_out"]) == 16
+    assert view["leave_one_out_images"] == [f"good{i:03d}.png" for i in range(16)]  # each score's image
     results = sink.results
     assert len(results) == 4
     assert all(r.anomaly is not None and r.source is not None for r in results)
@@ -149,5 +153,6 @@ def test_the_live_service_and_evaluate_agree_on_the_same_frames(station_config: 
     offline = report["measures"]
     loo = report["memory"]["leave_one_out"]  # how far below the threshold the good parts sit, one per image
     assert len(loo) == report["memory"]["images"] and all(0 < x <= 1 for x in loo)
+    assert report["memory"]["leave_one_out_images"] == [f"good{i:03d}.png" for i in range(16)]  # which is which
     assert abs(live["accuracy"] - offline["accuracy"]) <= 0.02, (live["accuracy"], offline["accuracy"])
     assert abs(live["escapes"] - offline["escapes"]) <= 0.02 and live["located_of"] > 0
