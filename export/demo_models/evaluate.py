@@ -309,7 +309,8 @@ tile squashed to 224 px and stay visible in a 3x3 one; the price is ten crops pe
 demo-siglip, localisation and type top-1 first dropped with 3x3: a defect raises its whole tile's map (the
 tower's attention mixes the crop), and the box grew to the whole tile. The box now comes from each crop's map
 centred on its median (`edge.inspect.memory._fuse`), which gave the last row (measured before the rule that
-only crops reaching half the frame's score take part; the tables above include it).
+only crops reaching half the frame's score take part; the tables above include it). The demo-clip rows are of
+its earlier 2000-step weights.
 
 | model | view | AUROC (mean) | AUROC (worst) | verdict accuracy | escapes | false rejects | type top-1 | localisation |
 |---|---|---|---|---|---|---|---|---|
@@ -318,6 +319,21 @@ only crops reaching half the frame's score take part; the tables above include i
 | demo-siglip | 2x2 + whole | 0.927 | 0.875 | 73.7 % | 27.5 % | 0.3 % | 58.3 % | 79.7 % |
 | demo-siglip | 3x3 + whole | 0.963 | 0.941 | 83.7 % | 16.6 % | 0.5 % | 52.6 % | 67.2 % |
 | demo-siglip | 3x3 + whole, box from centred maps | 0.963 | 0.941 | 83.7 % | 16.6 % | 0.5 % | 60.9 % | 79.9 % |
+
+Why 4000 steps for demo-clip (2026-12-03): its hold-out defect-type top-1 was still rising at 2000 steps. The same
+tuning seeds, 3x3 tiles + whole, the current box rule, mean of the 9 products (measured once, not regenerated):
+
+| demo-clip | AUROC (mean) | AUROC (worst) | verdict accuracy | escapes | false rejects | type top-1 | localisation |
+|---|---|---|---|---|---|---|---|
+| 2000 steps | 0.985 | 0.970 | 91.4 % | 4.3 % | 3.9 % | 87.6 % | 99.4 % |
+| 4000 steps | 0.989 | 0.977 | 92.2 % | 4.5 % | 2.1 % | 88.2 % | 99.6 % |
+
+On the hold-out seeds (the tables above) the 2000-step weights had: 9 products AUROC 0.990 (worst 0.977),
+accuracy 94.7 %, escapes 4.5 %, false rejects 0.7 %, type top-1 85.3 %, localisation 98.9 %; `./run demo`'s line
+0.974 / 92.5 % / escapes 10.5 % / type 91.2 %; the mixed line 0.625 (0.676 with windows). The longer run gains
+margin on escapes and type top-1 on the product lines and loses on text alone (the mixed line, and the
+whole-frame and tile rows above: 0.642 / 0.610 before), a trade, not a clear win; it was kept for the margin on
+the goals that the product lines are measured by.
 
 The targets were AUROC >= 0.95 and defect-type top-1 >= 0.85. The numbers above are what
 was reached, measured once on the hold-out set, not tuned on it.
