@@ -1,9 +1,11 @@
 """Benchmarks (never timed unit tests): they print a table and write JSON.
 
 ``pipeline``: the service on N cameras as fast as it goes, with per-stage time per frame,
-compared with the bare encoder at the same batch size. The cameras replay JPEG frames of
-the simulated line (decoding costs what an MJPEG camera costs; rendering them live would
-take a core of its own), losslessly, so none are skipped. The service's overhead is what
+compared with the bare encoder at the same batch size. The cameras replay frames of the
+simulated line, losslessly, so none are skipped: JPEG (``--capture jpeg``: decoding costs what an
+MJPEG camera costs) or uncompressed BMP (``--capture raw``: what a GigE Vision or USB3 Vision
+camera delivers, no decode); rendering them live would take a core of its own. On a small CPU the
+decode competes with the encoder for the same cores, which the two rows show apart. The service's overhead is what
 the inference thread spends besides the encoder (preprocessing, scoring, deciding) over
 the encoder's time; publishing runs on its own thread and is reported beside it.
 """
@@ -89,23 +91,26 @@ def bare_encoder_ms(model: ZeroShotModel, batch: int, seconds: float = 1.5) -> f
 PRODUCT = "steel-plate"  # the frames the pipeline benchmark replays (and, with --memory, its good parts)
 
 
-def _write_frames(folder: Path, count: int, seed: int, defect_rate: float) -> Path:
+CAPTURE_SUFFIX = {"jpeg": ".jpg", "raw": ".bmp"}  # --capture: an MJPEG camera, or uncompressed frames
+
+
+def _write_frames(folder: Path, count: int, seed: int, defect_rate: float, capture: str = "jpeg") -> Path:
     if not folder.exists():
         folder.mkdir(parents=True)
         line = LineSimulator(seed=seed, product=PRODUCT, defect_rate=defect_rate)
         for i in range(count):
-            cv2.imwrite(str(folder / f"f{i:03d}.jpg"), line.frame(i).image)
+            cv2.imwrite(str(folder / f"f{i:03d}{CAPTURE_SUFFIX[capture]}"), line.frame(i).image)
     return folder
 
 
 def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tiles: dict[str, Any] | None,
-                 workdir: Path, memory: bool = False, unbatched: bool = False, defect_rate: float = 0.5
-                 ) -> dict[str, Any]:
+                 workdir: Path, memory: bool = False, unbatched: bool = False, defect_rate: float = 0.5,
+                 capture: str = "jpeg") -> dict[str, Any]:
     """One configuration, measured after a warm-up: frames/s, per-stage milliseconds per frame, skipped frames,
     and the bare encoder on the same crops at the same batch size, timed right after on the same machine."""
     from edge.app import build_station
 
-    frames_dir = _write_frames(workdir / f"frames-{defect_rate:g}", 40, 0, defect_rate)
+    frames_dir = _write_frames(workdir / f"frames-{capture}-{defect_rate:g}", 40, 0, defect_rate, capture)
     if memory:
         _write_frames(workdir / "good", 16, 900, 0.0)
         data = yaml.safe_load(prompts.read_text())
@@ -141,7 +146,7 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
     stage["capture"] = after[2]["capture_per_frame"] * 1000
     own = stage["resize"] + stage["score"]
     fps = frames / (after[3] - before[3])
-    return {"cameras": cameras, "tiles": tiles, "memory": memory, "batched": not unbatched,
+    return {"cameras": cameras, "tiles": tiles, "capture": capture, "memory": memory, "batched": not unbatched,
             "crops_per_frame": crops_per_frame, "frames": frames, "frames_per_s": round(fps, 2),
             "images_per_s": round(fps * crops_per_frame, 2), "mean_batch_crops": batch,
             "stage_ms_per_frame": {k: round(v, 3) for k, v in stage.items()},
@@ -153,8 +158,10 @@ def pipeline_run(bundle: Path, prompts: Path, cameras: int, seconds: float, tile
 
 def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: float,
              tiles: list[dict[str, Any] | None], out: Path | None, memory: bool = False,
-             unbatched: bool = False, defect_rate: float = 0.5) -> dict[str, Any]:
-    """Frames/s and per-stage time for each view (whole frame, tile grids) and camera count; with ``memory`` each
+             unbatched: bool = False, defect_rate: float = 0.5, captures: tuple[str, ...] = ("jpeg",)
+             ) -> dict[str, Any]:
+    """Frames/s and per-stage time for each capture (``jpeg``, ``raw``), view (whole frame, tile grids) and camera
+    count; with ``memory`` each
     runs again with a good-part memory (16 good parts of the same product), with ``unbatched`` again with one
     crop per encoder call (model.max_batch 1), so what each costs or gains is a ratio within one run.
     ``defect_rate``: of the replayed frames (a memory names each anomalous frame from a second, zoomed crop,
@@ -164,19 +171,12 @@ def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: fl
         if prompts is None:
             prompts = work / "prompts.yaml"
             prompts.write_text(FALLBACK_PROMPTS)
-        runs = []
-        for view in tiles:
-            for n in cameras:
-                runs.append(pipeline_run(bundle, prompts, n, seconds, view, work, defect_rate=defect_rate))
-                base = runs[-1]
-                if memory:
-                    runs.append(pipeline_run(bundle, prompts, n, seconds, view, work, memory=True,
-                                             defect_rate=defect_rate))
-                    runs[-1]["vs_without_memory"] = round(runs[-1]["frames_per_s"] / max(1e-9, base["frames_per_s"]), 3)
-                if unbatched and n > 1:
-                    runs.append(pipeline_run(bundle, prompts, n, seconds, view, work, unbatched=True,
-                                             defect_rate=defect_rate))
-                    base["batched_vs_unbatched"] = round(base["images_per_s"] / max(1e-9, runs[-1]["images_per_s"]), 3)
+        runs: list[dict[str, Any]] = []
+        for capture in captures:
+            for view in tiles:
+                for n in cameras:
+                    runs += _pipeline_runs(bundle, prompts, n, seconds, view, work, memory, unbatched, defect_rate,
+                                           capture)
     image = Bundle.open(bundle).manifest.image
     report = {"benchmark": "pipeline", "machine": machine(), "bundle": str(bundle),
               "input": image.input, "resample": image.resample, "defect_rate": defect_rate,
@@ -184,14 +184,31 @@ def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: fl
     return _write(report, out)
 
 
+def _pipeline_runs(bundle: Path, prompts: Path, cameras: int, seconds: float, view: dict[str, Any] | None,
+                   work: Path, memory: bool, unbatched: bool, defect_rate: float, capture: str) -> list[dict[str, Any]]:
+    """One configuration, then (when asked) again with a memory and again unbatched, with their ratios to it."""
+    base = pipeline_run(bundle, prompts, cameras, seconds, view, work, defect_rate=defect_rate, capture=capture)
+    runs = [base]
+    if memory:
+        runs.append(pipeline_run(bundle, prompts, cameras, seconds, view, work, memory=True,
+                                 defect_rate=defect_rate, capture=capture))
+        runs[-1]["vs_without_memory"] = round(runs[-1]["frames_per_s"] / max(1e-9, base["frames_per_s"]), 3)
+    if unbatched and cameras > 1:
+        runs.append(pipeline_run(bundle, prompts, cameras, seconds, view, work, unbatched=True,
+                                 defect_rate=defect_rate, capture=capture))
+        base["batched_vs_unbatched"] = round(base["images_per_s"] / max(1e-9, runs[-1]["images_per_s"]), 3)
+    return runs
+
+
 def _view_name(tiles: dict[str, Any] | None) -> str:
     return f"{tiles['rows']}x{tiles['cols']} + whole" if tiles else "whole"
 
 
 def pipeline_table(report: dict[str, Any]) -> str:
-    head = ("| view | cameras | run | frames/s | image/s | capture ms | resize ms | encode ms | score+decide ms | "
-            "memory ms | publish ms | bare encoder ms | overhead vs encode | overhead vs bare | skipped |")
-    rows = [head, "|" + "---|" * 15]
+    head = ("| capture | view | cameras | run | frames/s | image/s | capture ms | resize ms | encode ms | "
+            "score+decide ms | memory ms | publish ms | bare encoder ms | overhead vs encode | overhead vs bare | "
+            "skipped |")
+    rows = [head, "|" + "---|" * 16]
     for r in report["runs"]:
         s = r["stage_ms_per_frame"]
         kind = "batched" if r["batched"] else "one crop per call"
@@ -199,7 +216,8 @@ def pipeline_table(report: dict[str, Any]) -> str:
             kind = f"memory ({r['vs_without_memory']:.2f}x frames/s)"
         elif r.get("batched_vs_unbatched"):
             kind += f" ({r['batched_vs_unbatched']:.2f}x image/s of unbatched)"
-        rows.append(f"| {_view_name(r['tiles'])} | {r['cameras']} | {kind} | {r['frames_per_s']} | {r['images_per_s']} "
+        rows.append(f"| {r.get('capture', 'jpeg')} | {_view_name(r['tiles'])} | {r['cameras']} | {kind} "
+                    f"| {r['frames_per_s']} | {r['images_per_s']} "
                     f"| {s['capture']:.2f} | {s['resize']:.2f} | {s['encode']:.2f} | {s['score']:.2f} | "
                     f"{s.get('memory', 0.0):.2f} | {s['publish']:.2f} | {r['bare_encoder_ms_per_frame']:.2f} | "
                     f"{100 * r['overhead_vs_encode']:.1f} % | {100 * r['overhead_vs_bare']:.1f} % | "

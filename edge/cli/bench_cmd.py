@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bench import (
+    CAPTURE_SUFFIX,
     encoder,
     encoder_table,
     memory_bench,
@@ -30,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="comma list of views: whole and/or tile grids, e.g. whole,2x2 (default %(default)s)")
     pipe.add_argument("--defect-rate", type=float, default=0.5, help="share of defective frames replayed "
                       "(default %(default)s; a line's is usually a few percent)")
+    pipe.add_argument("--capture", default="jpeg", help="comma list of what the cameras deliver: jpeg (an MJPEG "
+                      "camera: decoded on the camera's thread) and/or raw (uncompressed, like GigE Vision or USB3 "
+                      "Vision) (default %(default)s)")
     pipe.add_argument("--unbatched", action="store_true", help="each count of 2+ cameras again with one crop per "
                       "encoder call (model.max_batch 1): what batching the cameras gains")
     pipe.add_argument("--memory", action="store_true", help="each camera count again with a good-part memory "
@@ -102,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise ConfigError(f"--tiles {args.tiles}: '{view}' is not a view; use whole or ROWSxCOLS, e.g. whole,2x2.")
     cameras = [int(c) for c in args.cameras.split(",") if c.strip()]
+    captures = tuple(c.strip() for c in args.capture.split(",") if c.strip())
+    if not captures or any(c not in CAPTURE_SUFFIX for c in captures):
+        raise ConfigError(f"--capture {args.capture}: expected jpeg and/or raw, e.g. jpeg,raw.")
     report = pipeline(args.bundle, args.prompts, cameras, args.seconds, views, args.json, args.memory,
-                      args.unbatched, args.defect_rate)
+                      args.unbatched, args.defect_rate, captures)
     print(pipeline_table(report))
     print(f"wrote {args.json}")
     return 0

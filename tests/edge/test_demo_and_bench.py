@@ -42,8 +42,15 @@ def test_bench_pipeline_and_mqtt_write_complete_reports(tiny_bundles: dict[str, 
         assert all(v >= 0 for v in r["stage_ms_per_frame"].values()) and r["skipped_frames"] >= 0
     assert runs[3]["mean_batch_crops"] == 1 and runs[2]["crops_per_frame"] == 5
     assert runs[0]["batched_vs_unbatched"] == round(runs[0]["images_per_s"] / runs[1]["images_per_s"], 3)
+    assert {r["capture"] for r in runs} == {"jpeg"}  # the default: an MJPEG camera
+    raw = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--cameras", "1", "--capture", "raw",
+                  "--seconds", "1", "--json", str(tmp_path / "raw.json")).out
+    assert [r["capture"] for r in json.loads((tmp_path / "raw.json").read_text())["runs"]] == ["raw"]
+    assert "| raw | whole | 1 |" in raw  # uncompressed frames: no decode on the camera's thread
     bad = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--tiles", "2by2", expect=2)
     assert "--tiles 2by2: '2by2' is not a view" in one_line_error(bad)
+    bad = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--capture", "png", expect=2)
+    assert "--capture png: expected jpeg and/or raw" in one_line_error(bad)
     run_cli("bench", "sim", "--frames", "5", "--json", str(tmp_path / "s.json"))
     assert json.loads((tmp_path / "s.json").read_text())["frames_per_s"] > 0
     run_cli("bench", "mqtt", "--results", "200", "--json", str(tmp_path / "m.json"))
