@@ -4,10 +4,11 @@
 compared with the bare encoder at the same batch size. The cameras replay frames of the
 simulated line, losslessly, so none are skipped: JPEG (``--capture jpeg``: decoding costs what an
 MJPEG camera costs) or uncompressed BMP (``--capture raw``: what a GigE Vision or USB3 Vision
-camera delivers, no decode); rendering them live would take a core of its own. On a small CPU the
-decode competes with the encoder for the same cores, which the two rows show apart. The service's overhead is what
-the inference thread spends besides the encoder (preprocessing, scoring, deciding) over
-the encoder's time; publishing runs on its own thread and is reported beside it.
+camera delivers; reading one is a copy, not a decode); rendering them live would take a core of
+its own. On a small CPU the decode competes with the encoder for the same cores, which the two
+captures show apart. The service's overhead is what the inference thread spends besides the
+encoder (preprocessing, scoring, deciding) over the encoder's time; publishing runs on its own
+thread and is reported beside it.
 """
 
 from __future__ import annotations
@@ -161,9 +162,9 @@ def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: fl
              unbatched: bool = False, defect_rate: float = 0.5, captures: tuple[str, ...] = ("jpeg",)
              ) -> dict[str, Any]:
     """Frames/s and per-stage time for each capture (``jpeg``, ``raw``), view (whole frame, tile grids) and camera
-    count; with ``memory`` each
-    runs again with a good-part memory (16 good parts of the same product), with ``unbatched`` again with one
-    crop per encoder call (model.max_batch 1), so what each costs or gains is a ratio within one run.
+    count; with ``memory`` each runs again with a good-part memory (16 good parts of the same product), with
+    ``unbatched`` again with one crop per encoder call (model.max_batch 1), so what each costs or gains is a ratio
+    within one run.
     ``defect_rate``: of the replayed frames (a memory names each anomalous frame from a second, zoomed crop,
     so its cost grows with the share of defective parts)."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -107,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--tiles {args.tiles}: '{view}' is not a view; use whole or ROWSxCOLS, e.g. whole,2x2.")
     cameras = [int(c) for c in args.cameras.split(",") if c.strip()]
     captures = tuple(c.strip() for c in args.capture.split(",") if c.strip())
-    if not captures or any(c not in CAPTURE_SUFFIX for c in captures):
-        raise ConfigError(f"--capture {args.capture}: expected jpeg and/or raw, e.g. jpeg,raw.")
+    odd = [c for c in captures if c not in CAPTURE_SUFFIX]
+    what = ("none given" if not captures else f"'{odd[0]}' is not a capture" if odd
+            else "a capture given twice" if len(set(captures)) < len(captures) else None)
+    if what:
+        raise ConfigError(f"--capture {args.capture}: {what}; expected jpeg and/or raw, e.g. jpeg,raw.")
     report = pipeline(args.bundle, args.prompts, cameras, args.seconds, views, args.json, args.memory,
                       args.unbatched, args.defect_rate, captures)
     print(pipeline_table(report))

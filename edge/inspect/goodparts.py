@@ -14,6 +14,7 @@ import json
 import logging
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -144,16 +145,14 @@ class MemoryCache:
                                     None if int(data[f"radius{i}"]) < 0 else int(data[f"radius{i}"]),
                                     int(data[f"neighbourhood{i}"]), float(data[f"threshold{i}"]))
                          for i in range(count)]
-                names = [str(x) for x in data["names"]] if "names" in data.files else []  # cached before names
-                return ViewMemory(tiles, int(data["images"]), version, [float(x) for x in data["loo"]], names)
+                return ViewMemory(tiles, int(data["images"]), version, [float(x) for x in data["loo"]])
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or cut short
             return None
 
     def put(self, memory: ViewMemory) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {"tiles": np.array(len(memory.tiles)), "images": np.array(memory.images),
-                                         "loo": np.array(memory.loo_scores, np.float32),
-                                         "names": np.array(memory.names, dtype=str)}
+                                         "loo": np.array(memory.loo_scores, np.float32)}
         for i, t in enumerate(memory.tiles):
             arrays.update({f"grid{i}": np.array(t.grid), f"mean{i}": t.mean, f"basis{i}": t.basis,
                            f"entries{i}": t.entries, f"owners{i}": t.owners,
@@ -168,6 +167,8 @@ def memory_for(model: ZeroShotModel, images: Sequence[np.ndarray], names: Sequen
     """The view's memory, from the cache when the same images, view and parameters were seen before."""
     version = hashlib.sha256(f"{images_hash(images)}-{view_key(view)}-{params.key()}".encode()).hexdigest()[:16]
     memory = cache.get(version) if cache else None
+    if memory is not None:  # the key is the images' contents: the names are today's, not the cached build's
+        memory = replace(memory, names=list(names))
     if memory is None:
         memory = build_view_memory(model, images, names, view, params, version, progress)
         if cache:

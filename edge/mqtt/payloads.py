@@ -181,7 +181,8 @@ class MemoryResult(_Payload):
     good: str | None = Field(description="The folder of good images.")
     prompt_set: str | None = Field(default=None, description="teach/rollback: the prompt-set version activated.")
     views: list[dict[str, Any]] = Field(default_factory=list, description="status: per camera view, the tiles, "
-                                        "patches, thresholds and the good images' leave-one-out scores.")
+                                        "patches, thresholds, the good images' leave-one-out scores and their "
+                                        "file names in the good folder (leave_one_out_images, same order).")
 
 
 class ReplayResult(_Payload):

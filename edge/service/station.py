@@ -213,7 +213,7 @@ class Station:
         if not state.memories:
             return {"active": False, "version": None, "images": 0, "good": state.prompts.good}
         views = [{"tiles": len(m.tiles), "patches": m.patches, "thresholds": [round(t.threshold, 6) for t in m.tiles],
-                  "leave_one_out": [round(x, 4) for x in m.loo_scores], "leave_one_out_images": m.names}
+                  "leave_one_out": [round(x, 4) for x in m.loo_scores], "leave_one_out_images": list(m.names)}
                  for m in state.memories.values()]
         return {"active": True, "version": state.memory_version, "images": state.good_images,
                 "good": state.prompts.good, "views": views}

@@ -333,10 +333,14 @@ accuracy 94.7 %, escapes 4.5 %, false rejects 0.7 %, type top-1 85.3 %, localisa
 0.974 / 92.5 % / escapes 10.5 % / type 91.2 %; the mixed line 0.625 (0.676 with windows). The longer run gains
 margin on escapes and type top-1 on the product lines and loses on text alone (the mixed line, and the
 whole-frame and tile rows above: 0.642 / 0.610 before), a trade, not a clear win; it was kept for the margin on
-the goals that the product lines are measured by.
+the goals that the product lines are measured by. It also lowered the mean verdict accuracy (94.7 -> 93.6 %)
+and the worst product's (93.0 -> 87.0 %, cast-bracket, whose escapes went 1.9 -> 7.7 %). The choice to train
+longer came from the training's own hold-out (seed 2000, the zero-shot tables' frames) and the tuning seeds;
+keeping the weights was decided after seeing the tables above, so they are no longer a blind hold-out for
+demo-clip: the unseen images the issue measures on are the check.
 
 The targets were AUROC >= 0.95 and defect-type top-1 >= 0.85. The numbers above are what
-was reached, measured once on the hold-out set, not tuned on it.
+was reached, measured on the hold-out set; nothing was tuned on it (demo-clip's training length: see above).
 """
 
 

@@ -49,8 +49,9 @@ def test_bench_pipeline_and_mqtt_write_complete_reports(tiny_bundles: dict[str, 
     assert "| raw | whole | 1 |" in raw  # uncompressed frames: no decode on the camera's thread
     bad = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--tiles", "2by2", expect=2)
     assert "--tiles 2by2: '2by2' is not a view" in one_line_error(bad)
-    bad = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--capture", "png", expect=2)
-    assert "--capture png: expected jpeg and/or raw" in one_line_error(bad)
+    for given, error in (("png", "'png' is not a capture"), (",", "none given"), ("raw,raw", "a capture given twice")):
+        bad = run_cli("bench", "pipeline", "--bundle", str(tiny_bundles["siglip"]), "--capture", given, expect=2)
+        assert f"--capture {given}: {error}; expected jpeg and/or raw" in one_line_error(bad)
     run_cli("bench", "sim", "--frames", "5", "--json", str(tmp_path / "s.json"))
     assert json.loads((tmp_path / "s.json").read_text())["frames_per_s"] > 0
     run_cli("bench", "mqtt", "--results", "200", "--json", str(tmp_path / "m.json"))

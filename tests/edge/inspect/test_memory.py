@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,19 @@ def test_the_box_surrounds_the_strongest_region() -> None:
     heat[40:42, 5:7] = 1.0  # a weaker spot elsewhere
     assert strongest_region(heat) == (400, 160, 80, 48)  # x 50..59, y 20..25 at 1/8 scale
     assert strongest_region(np.zeros((4, 4), np.float32)) is None
+
+
+def test_a_cached_memory_names_the_images_of_today_not_those_it_was_built_from(tmp_path: Path) -> None:
+    """The cache is keyed by the images' contents: renamed files hit it, and their new names must show."""
+    from edge.config import CameraConfig
+    from edge.inspect.goodparts import MemoryCache, memory_for
+
+    class Hit(MemoryCache):
+        def get(self, version: str) -> ViewMemory | None:
+            return ViewMemory([], 3, version, [0.5, 0.6, 0.7], ["old0.png", "old1.png", "old2.png"])
+
+    images = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]
+    view = CameraConfig.model_validate({"name": "cam", "source": "sim://line"})
+    memory = memory_for(None, images, ["a.png", "b.png", "c.png"], view, MemoryParams(),  # type: ignore[arg-type]
+                        Hit(tmp_path, "bundle"))
+    assert memory.names == ["a.png", "b.png", "c.png"] and memory.loo_scores == [0.5, 0.6, 0.7]
