@@ -13,6 +13,7 @@ thread and is reported beside it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import tempfile
@@ -173,11 +174,8 @@ def pipeline(bundle: Path, prompts: Path | None, cameras: list[int], seconds: fl
             prompts = work / "prompts.yaml"
             prompts.write_text(FALLBACK_PROMPTS)
         runs: list[dict[str, Any]] = []
-        for capture in captures:
-            for view in tiles:
-                for n in cameras:
-                    runs += _pipeline_runs(bundle, prompts, n, seconds, view, work, memory, unbatched, defect_rate,
-                                           capture)
+        for capture, view, n in itertools.product(captures, tiles, cameras):
+            runs += _pipeline_runs(bundle, prompts, n, seconds, view, work, memory, unbatched, defect_rate, capture)
     image = Bundle.open(bundle).manifest.image
     report = {"benchmark": "pipeline", "machine": machine(), "bundle": str(bundle),
               "input": image.input, "resample": image.resample, "defect_rate": defect_rate,
@@ -217,7 +215,7 @@ def pipeline_table(report: dict[str, Any]) -> str:
             kind = f"memory ({r['vs_without_memory']:.2f}x frames/s)"
         elif r.get("batched_vs_unbatched"):
             kind += f" ({r['batched_vs_unbatched']:.2f}x image/s of unbatched)"
-        rows.append(f"| {r.get('capture', 'jpeg')} | {_view_name(r['tiles'])} | {r['cameras']} | {kind} "
+        rows.append(f"| {r['capture']} | {_view_name(r['tiles'])} | {r['cameras']} | {kind} "
                     f"| {r['frames_per_s']} | {r['images_per_s']} "
                     f"| {s['capture']:.2f} | {s['resize']:.2f} | {s['encode']:.2f} | {s['score']:.2f} | "
                     f"{s.get('memory', 0.0):.2f} | {s['publish']:.2f} | {r['bare_encoder_ms_per_frame']:.2f} | "

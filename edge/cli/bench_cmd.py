@@ -106,14 +106,23 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise ConfigError(f"--tiles {args.tiles}: '{view}' is not a view; use whole or ROWSxCOLS, e.g. whole,2x2.")
     cameras = [int(c) for c in args.cameras.split(",") if c.strip()]
-    captures = tuple(c.strip() for c in args.capture.split(",") if c.strip())
-    odd = [c for c in captures if c not in CAPTURE_SUFFIX]
-    what = ("none given" if not captures else f"'{odd[0]}' is not a capture" if odd
-            else "a capture given twice" if len(set(captures)) < len(captures) else None)
-    if what:
-        raise ConfigError(f"--capture {args.capture}: {what}; expected jpeg and/or raw, e.g. jpeg,raw.")
     report = pipeline(args.bundle, args.prompts, cameras, args.seconds, views, args.json, args.memory,
-                      args.unbatched, args.defect_rate, captures)
+                      args.unbatched, args.defect_rate, _captures(args.capture))
     print(pipeline_table(report))
     print(f"wrote {args.json}")
     return 0
+
+
+def _captures(text: str) -> tuple[str, ...]:
+    """``--capture``'s comma list, each capture once, or a one-line error naming what is wrong."""
+    captures = tuple(c.strip() for c in text.split(",") if c.strip())
+    odd = [c for c in captures if c not in CAPTURE_SUFFIX]
+    if not captures:
+        what = "none given"
+    elif odd:
+        what = f"'{odd[0]}' is not a capture"
+    elif len(set(captures)) < len(captures):
+        what = "a capture given twice"
+    else:
+        return captures
+    raise ConfigError(f"--capture {text}: {what}; expected jpeg and/or raw, e.g. jpeg,raw.")

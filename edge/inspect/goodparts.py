@@ -168,11 +168,10 @@ def memory_for(model: ZeroShotModel, images: Sequence[np.ndarray], names: Sequen
     version = hashlib.sha256(f"{images_hash(images)}-{view_key(view)}-{params.key()}".encode()).hexdigest()[:16]
     memory = cache.get(version) if cache else None
     if memory is not None:  # the key is the images' contents: the names are today's, not the cached build's
-        memory = replace(memory, names=list(names))
-    if memory is None:
-        memory = build_view_memory(model, images, names, view, params, version, progress)
-        if cache:
-            cache.put(memory)
-        log.info("good-part memory %s: %d images, %d tiles, %d patches", version, memory.images, len(memory.tiles),
-                 memory.patches)
+        return replace(memory, names=list(names))
+    memory = build_view_memory(model, images, names, view, params, version, progress)
+    if cache:
+        cache.put(memory)
+    log.info("good-part memory %s: %d images, %d tiles, %d patches", version, memory.images, len(memory.tiles),
+             memory.patches)
     return memory
