@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from edge.bundle import Family, ImageSpec
 from edge.errors import ConfigError
@@ -18,7 +15,7 @@ from edge.sim import parse_sim_url
 from export.captions import DEMO_PROMPTS, caption_corpus, caption_for
 from export.checkpoint import load_checkpoint
 from export.checkpoint_build import model_config, preprocessor_config, save_checkpoint, train_tokenizer
-from export.finetune import PairData, TrainConfig, folder_pairs, train, zero_shot_eval
+from export.finetune import PairData, TrainConfig, folder_pairs, init_logits, train, zero_shot_eval
 from export.sim_data import render_frames, render_views
 
 
@@ -30,17 +27,14 @@ def _sim_pairs(url: str, count: int, spec: ImageSpec, zoom: tuple[float, float])
                     masks=masks), truths
 
 
-def _fresh(family: Family, truths: list[Any], captions: list[str]) -> tuple[Any, Any, ImageSpec]:
+def _fresh(family: Family, labels: list[str], captions: list[str]) -> tuple[Any, Any, ImageSpec]:
     from transformers import CLIPModel, SiglipModel
 
     from export.demo_models import recipe
 
     tok = train_tokenizer(captions, family, recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     model = (CLIPModel if family == "clip" else SiglipModel)(model_config(family, recipe.SIZES, tok))
-    with torch.no_grad():
-        if family == "siglip":
-            model.logit_scale.fill_(math.log(10.0))  # type: ignore[operator]
-            model.logit_bias.fill_(-10.0)  # type: ignore[operator]
+    init_logits(model, family, labels)
     return model, tok, recipe.image_spec(family)
 
 
@@ -65,7 +59,7 @@ def finetune_from_args(args: argparse.Namespace) -> Path:
     if len(data.images) < 2:
         raise ConfigError(f"{args.data}: {len(data.images)} image(s); contrastive training needs at least 2.")
     if not args.checkpoint:
-        model, tok, spec = _fresh(family, [], corpus)
+        model, tok, spec = _fresh(family, data.labels, corpus)
     evaluate = None
     if args.eval_url:
         hold_images, hold_truths = render_frames(parse_sim_url(args.eval_url), 300, spec)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from edge.sim import SimTruth
 from export.captions import DEMO_PROMPTS, caption_corpus, caption_for
 from export.checkpoint_build import model_config, preprocessor_config, save_checkpoint, train_tokenizer
 from export.demo_models import recipe
-from export.finetune import PairData, TrainConfig, train, zero_shot_eval
+from export.finetune import PairData, TrainConfig, init_logits, train, zero_shot_eval
 from export.sim_data import render_groups
 
 
@@ -31,18 +30,13 @@ def pair_label(truth: SimTruth) -> str:
     return truth.defect
 
 
-def build_model(family: str, tokenizer: object) -> torch.nn.Module:
+def build_model(family: str, tokenizer: object, labels: list[str]) -> torch.nn.Module:
     from transformers import CLIPModel, SiglipModel
 
     torch.manual_seed(recipe.SEED)
     cfg = model_config(family, recipe.SIZES, tokenizer)  # type: ignore[arg-type]
     model = (CLIPModel if family == "clip" else SiglipModel)(cfg)
-    with torch.no_grad():
-        if family == "siglip":  # the SigLIP paper's initialisation: t' = log 10, b = -10
-            model.logit_scale.fill_(math.log(10.0))  # type: ignore[operator]
-            model.logit_bias.fill_(-10.0)  # type: ignore[operator]
-        else:
-            model.logit_scale.fill_(math.log(1 / 0.07))  # type: ignore[operator]
+    init_logits(model, family, labels)  # type: ignore[arg-type]
     return model
 
 
@@ -51,8 +45,9 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
     spec = recipe.image_spec(family)
     tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
-    model = build_model(family, tokenizer)
-    data = PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
+    labels = [pair_label(t) for t in truths]
+    model = build_model(family, tokenizer, labels)
+    data = PairData(images, labels, lambda i, rng: caption_for(truths[i], rng),
                     group_size=1 + len(recipe.TRAIN.defects), masks=masks)
     prompts = PromptSet.model_validate(DEMO_PROMPTS)
     hold_images, hold_truths = holdout

@@ -87,3 +87,21 @@ def test_bundle_meets_the_card(family: str, demo_bundles: dict[str, Path], card:
 def test_card_says_pytorch_and_onnx_agree(card: dict[str, Any]) -> None:
     for family, result in card.items():
         assert min(result["top1_agreement"].values()) >= 0.97, family
+
+
+def test_re_evaluating_one_model_keeps_the_others_card_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``evaluate --family siglip`` after retraining demo-siglip: demo-clip's rows come from card.json, measured on
+    the same hold-out; a card of another hold-out size, or none, is refused with the fix."""
+    from edge.errors import ConfigError
+    from export.demo_models import evaluate
+
+    card = tmp_path / "card.json"
+    monkeypatch.setattr(evaluate, "CARD_JSON", card)
+    with pytest.raises(ConfigError, match="missing; evaluate every model once"):
+        evaluate.kept_results(["siglip"], 600)
+    card.write_text(json.dumps({"holdout_frames": 600, "results": [{"family": "clip", "x": 1},
+                                                                   {"family": "siglip", "x": 2}]}))
+    assert evaluate.kept_results(["siglip"], 600) == {"clip": {"family": "clip", "x": 1}}
+    assert evaluate.kept_results(list(recipe.FAMILIES), 600) == {}
+    with pytest.raises(ConfigError, match="measured on 600 hold-out frames, not 300"):
+        evaluate.kept_results(["clip"], 300)

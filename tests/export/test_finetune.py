@@ -14,7 +14,7 @@ from edge.errors import ConfigError
 from edge.preprocess import normalize
 from edge.sim import LineSimulator
 from export.checkpoint import load_checkpoint
-from export.finetune import clip_loss, folder_pairs, pair_loss, siglip_loss
+from export.finetune import clip_loss, folder_pairs, init_logits, pair_loss, positive_share, siglip_loss
 from tests.helpers import one_line_error, run_cli
 
 
@@ -24,6 +24,21 @@ def test_losses_prefer_matching_pairs() -> None:
     scale, bias = torch.tensor(np.log(10.0)), torch.tensor(-2.0)
     assert clip_loss(img, img, scale, same) < clip_loss(img, img.roll(1, 0), scale, same)
     assert siglip_loss(img, img, scale, bias, same) < siglip_loss(img, img.roll(1, 0), scale, bias, same)
+
+
+def test_a_fresh_siglip_starts_at_the_log_odds_of_a_positive_pair(tiny_checkpoints: dict[str, Path],
+                                                                    family: str) -> None:
+    """Six equally common labels: a sixth of a batch's pairs share a label, so the sigmoid's bias starts at
+    log(1/5), not SigLIP's -10 (which AdamW cannot move far in a short run); CLIP starts at 1/0.07."""
+    assert positive_share(["good", "scratch", "dent", "crack", "stain", "chip"] * 5) == pytest.approx(1 / 6)
+    assert positive_share([f"part {i}" for i in range(30)]) == pytest.approx(1 / 30)
+    model = load_checkpoint(str(tiny_checkpoints[family])).model
+    init_logits(model, family, ["good", "scratch", "dent", "crack", "stain", "chip"] * 5)  # type: ignore[arg-type]
+    if family == "siglip":
+        assert float(model.logit_bias) == pytest.approx(np.log(1 / 5))
+        assert float(model.logit_scale.exp()) == pytest.approx(10.0)
+    else:
+        assert float(model.logit_scale.exp()) == pytest.approx(1 / 0.07)
 
 
 def test_a_few_steps_reduce_the_loss(tiny_checkpoints: dict[str, Path], family: str) -> None:
