@@ -27,14 +27,14 @@ def _sim_pairs(url: str, count: int, spec: ImageSpec, zoom: tuple[float, float])
                     masks=masks), truths
 
 
-def _fresh(family: Family, labels: list[str], captions: list[str]) -> tuple[Any, Any, ImageSpec]:
+def _fresh(family: Family, labels: list[str], batch: int, captions: list[str]) -> tuple[Any, Any, ImageSpec]:
     from transformers import CLIPModel, SiglipModel
 
     from export.demo_models import recipe
 
     tok = train_tokenizer(captions, family, recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     model = (CLIPModel if family == "clip" else SiglipModel)(model_config(family, recipe.SIZES, tok))
-    init_logits(model, family, labels)
+    init_logits(model, family, labels, batch)
     return model, tok, recipe.image_spec(family)
 
 
@@ -59,7 +59,7 @@ def finetune_from_args(args: argparse.Namespace) -> Path:
     if len(data.images) < 2:
         raise ConfigError(f"{args.data}: {len(data.images)} image(s); contrastive training needs at least 2.")
     if not args.checkpoint:
-        model, tok, spec = _fresh(family, data.labels, corpus)
+        model, tok, spec = _fresh(family, data.labels, args.batch, corpus)
     evaluate = None
     if args.eval_url:
         hold_images, hold_truths = render_frames(parse_sim_url(args.eval_url), 300, spec)

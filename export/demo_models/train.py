@@ -36,7 +36,7 @@ def build_model(family: str, tokenizer: object, labels: list[str]) -> torch.nn.M
     torch.manual_seed(recipe.SEED)
     cfg = model_config(family, recipe.SIZES, tokenizer)  # type: ignore[arg-type]
     model = (CLIPModel if family == "clip" else SiglipModel)(cfg)
-    init_logits(model, family, labels)  # type: ignore[arg-type]
+    init_logits(model, family, labels, recipe.BATCH)  # type: ignore[arg-type]
     return model
 
 

@@ -105,3 +105,9 @@ def test_re_evaluating_one_model_keeps_the_others_card_rows(tmp_path: Path, monk
     assert evaluate.kept_results(list(recipe.FAMILIES), 600) == {}
     with pytest.raises(ConfigError, match="measured on 600 hold-out frames, not 300"):
         evaluate.kept_results(["clip"], 300)
+    card.write_text(json.dumps({"holdout_frames": 600, "results": [{"family": "siglip", "x": 2}]}))
+    with pytest.raises(ConfigError, match="has no rows of demo-clip; evaluate it too"):
+        evaluate.kept_results(["siglip"], 600)
+    card.write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable"):
+        evaluate.kept_results(["siglip"], 600)

@@ -30,10 +30,12 @@ def test_a_fresh_siglip_starts_at_the_log_odds_of_a_positive_pair(tiny_checkpoin
                                                                     family: str) -> None:
     """Six equally common labels: a sixth of a batch's pairs share a label, so the sigmoid's bias starts at
     log(1/5), not SigLIP's -10 (which AdamW cannot move far in a short run); CLIP starts at 1/0.07."""
-    assert positive_share(["good", "scratch", "dent", "crack", "stain", "chip"] * 5) == pytest.approx(1 / 6)
-    assert positive_share([f"part {i}" for i in range(30)]) == pytest.approx(1 / 30)
+    assert positive_share(["good", "scratch", "dent", "crack", "stain", "chip"] * 5, 30) == pytest.approx(1 / 6)
+    # unique captions: only each image's own pair is positive, 1 in B (not 1 in the data set's size)
+    assert positive_share([f"part {i}" for i in range(5000)], 32) == pytest.approx(1 / 32)
+    assert positive_share(["a", "b"], 32) == pytest.approx(1 / 2)
     model = load_checkpoint(str(tiny_checkpoints[family])).model
-    init_logits(model, family, ["good", "scratch", "dent", "crack", "stain", "chip"] * 5)  # type: ignore[arg-type]
+    init_logits(model, family, ["good", "scratch", "dent", "crack", "stain", "chip"] * 5, 30)  # type: ignore[arg-type]
     if family == "siglip":
         assert float(model.logit_bias) == pytest.approx(np.log(1 / 5))
         assert float(model.logit_scale.exp()) == pytest.approx(10.0)
