@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     truth: list[str] = [t.defect for t in truths]
     prompts = PromptSet.model_validate(DEMO_PROMPTS)
     fresh = {f: evaluate_family(f, frames, truth, prompts) for f in args.family or recipe.FAMILIES}
-    results = [fresh.get(f) or kept[f] for f in recipe.FAMILIES if f in fresh or f in kept]
+    results = [{**kept, **fresh}[f] for f in recipe.FAMILIES]  # kept_results: every family is one or the other
     CARD_JSON.write_text(json.dumps({"holdout_frames": args.frames, "results": results}, indent=1) + "\n")
     CARD_MD.write_text(card_markdown(results, args.frames, prompts))
     for r in results:
