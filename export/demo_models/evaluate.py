@@ -355,17 +355,26 @@ the five products below; measured once, not regenerated):
 |---|---|---|---|---|---|---|
 | bias from -10, 4000 steps | 0.967 | 80.0 % | 22.1 % | 0.5 % | 60.3 % | 80.8 % |
 | bias from log(1/5), 3000 steps | 0.955 | 85.6 % | 17.2 % | 1.4 % | 73.8 % | 89.8 % |
+| bias from log(1/5), 4500 steps (not kept) | 0.955 | 77.0 % | 27.0 % | 0.9 % | 72.3 % | 87.0 % |
 
 (cast-bracket, cast-flange, plastic-cover, steel-bracket, steel-plate.) The AUROC fell there and rose on the
-hold-out product lines (0.953 -> 0.963); escapes, type top-1 and localisation improved on both. On the hold-out
+hold-out product lines (0.953 -> 0.962); escapes, type top-1 and localisation improved on both. On the hold-out
 seeds the earlier weights had: 9 products AUROC 0.953 (worst 0.923), accuracy 85.4 %, escapes 17.7 %, false
 rejects 0.9 %, type top-1 60.6 %, localisation 76.7 %; `./run demo`'s line 0.925 / 78.8 % / escapes 39.5 % /
 false rejects 0.0 %; the mixed line 0.544, accuracy 50.0 %, escapes 5.8 % (now 43.5 % and 12.6 %). Kept for
 the verdict measures of the product lines; as for demo-clip, this was decided
 after seeing the hold-out tables.
 
-The targets were AUROC >= 0.95 and defect-type top-1 >= 0.85. The numbers above are what
-was reached, measured on the hold-out set; nothing was tuned on it (demo-clip's training length: see above).
+Longer is not better here (2026-12-03): a 4500-step run with the same init (95 min) lifted the training's own
+hold-out (top-1 0.55 -> 0.57, defect-type 0.59 -> 0.61, AUROC 0.834 -> 0.833) but, at the same mean AUROC on the
+tuning seeds, let far more defects through at the memory's threshold (the last row of the table above;
+cast-bracket 45.6 %, cast-flange 40.4 %, steel-plate 31.6 %). By the rule written before it ran (keep only if
+escapes and type top-1 both improve on the tuning seeds) it was not kept, and the hold-out was not run on it.
+
+The targets were AUROC >= 0.95 (no product below 0.90), escapes <= 5 %, false rejects <= 3 %, localisation
+>= 0.90 and defect-type top-1 >= 0.85. The numbers above are what was reached, measured on the hold-out set;
+nothing was tuned on it, but keeping demo-clip's 4000-step and demo-siglip's log(1/5) weights was decided after
+seeing these tables (see above).
 """
 
 
