@@ -410,7 +410,8 @@ def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
         worst = ",".join(c["group"] for c in sens[:2])
         hint = f"try --exclude {worst} (most sensitive), or --auto"
     if outcome.section.get("auto_steps"):
-        hint = "even with every group kept in float it fails: check the calibration images and --method"
+        hint = ("with all but one group kept in float it still fails (keeping them all would leave no INT8): "
+                "check the calibration images and --method, or use fp16")
     raise CalibrationError(f"{opts.precision.upper()} gate failed: {'; '.join(fails)}; nothing was written; "
                            f"{hint}, or --force to write it anyway.")
 

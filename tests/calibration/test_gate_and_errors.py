@@ -36,8 +36,14 @@ def test_scale_destroying_percentile_fails_and_names_layers(clip: Path) -> None:
     assert _snapshot(clip) == before  # no artifact, no report, no leftover work folder
 
 
+# Ranges clipped at the 90th percentile: this tiny model passes (on TensorRT's emulated INT8, the same on every
+# CPU) once its three most sensitive groups are float, with one quantized node left.
+DAMAGE = ("--precision", "int8", "--method", "percentile", "--percentile", "90", "--min-cosine", "0.985",
+          "--min-patch-cosine", "0.9")
+
+
 def test_auto_keeps_the_most_sensitive_groups_until_it_passes(clip: Path) -> None:
-    calibrate(clip, *DESTROY, "--auto")
+    calibrate(clip, *DAMAGE, "--auto")
     rec = Bundle.open(clip).manifest.files["vision.int8"].calibration
     assert rec is not None and rec.gate is not None and rec.gate.passed
     section = report(clip)["artifacts"]["vision.int8"]
@@ -46,6 +52,15 @@ def test_auto_keeps_the_most_sensitive_groups_until_it_passes(clip: Path) -> Non
     assert section["auto_steps"][-1]["passed"] and not any(s["passed"] for s in section["auto_steps"][:-1])
     assert [k["name"] for k in section["kept_float"]] == rec.kept_float
     assert all("automatic" in k["reason"] for k in section["kept_float"])
+    assert section["quantized_nodes"] >= 1  # still an INT8 artifact
+
+
+def test_auto_never_keeps_every_group_in_float(clip: Path) -> None:
+    """An "INT8" artifact with no quantized node would pass the gate trivially: FP32 under another name."""
+    before = _snapshot(clip)
+    line = one_line_error(calibrate(clip, *DESTROY, "--auto", expect=5))
+    assert "INT8 gate failed" in line and "would leave no INT8" in line and "fp16" in line
+    assert _snapshot(clip) == before
 
 
 def test_force_writes_a_failed_artifact_and_says_so(clip: Path) -> None:
