@@ -228,6 +228,9 @@ def _resolve_excludes(requested: tuple[str, ...], by_group: dict[str, list[str]]
             raise ConfigError(f"--exclude {name}: no such node group or quantizable node; groups are "
                               f"{', '.join(by_group)}.")
         kept.append(name)
+    if nodes and nodes <= out:  # an "INT8" file with nothing quantized would pass the gate as FP32 in disguise
+        raise ConfigError(f"--exclude {','.join(requested)}: keeps every quantizable node in float, so nothing "
+                          "would be INT8; exclude fewer groups, or use --precision fp16.")
     return out, kept
 
 
@@ -409,7 +412,7 @@ def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
     if sens:
         worst = ",".join(c["group"] for c in sens[:2])
         hint = f"try --exclude {worst} (most sensitive), or --auto"
-    if outcome.section.get("auto_steps"):
+    if outcome.section.get("auto_steps") or (opts.auto and sens):
         hint = ("with all but one group kept in float it still fails (keeping them all would leave no INT8): "
                 "check the calibration images and --method, or use fp16")
     raise CalibrationError(f"{opts.precision.upper()} gate failed: {'; '.join(fails)}; nothing was written; "

@@ -61,6 +61,8 @@ def keep_until_it_passes(variants: Variants, ranked: list[dict[str, Any]], by_gr
     every = set().union(*by_group.values())
     result: Fallback | None = None
     for cost in ranked:
+        if set(by_group[cost["group"]]) <= excluded:  # already float (--exclude)
+            continue
         if every <= excluded | set(by_group[cost["group"]]):
             steps.info(f"not keeping {cost['group']} in float too: nothing would be left in INT8")
             break

@@ -31,8 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="GROUP|NODE",
                    help="keep a node group (embeddings, layers.N, head) or node in float; repeatable")
     p.add_argument("--auto", action="store_true",
-                   help="int8: keep the most sensitive groups in float until the gate passes (never all: at least "
-                        "one stays INT8)")
+                   help="int8 for TensorRT: keep the most sensitive groups in float until the gate passes (never "
+                        "all: at least one stays INT8)")
     p.add_argument("--sensitivity", action="store_true", help="int8: always run the per-group sensitivity analysis")
     p.add_argument("--quantize-attention", action="store_true",
                    help="int8: also quantize attention's activation x activation MatMuls")

@@ -63,6 +63,15 @@ def test_auto_never_keeps_every_group_in_float(clip: Path) -> None:
     assert _snapshot(clip) == before
 
 
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+def test_excluding_every_group_is_refused_before_any_work(clip: Path, target: str) -> None:
+    before = _snapshot(clip)
+    line = one_line_error(calibrate(clip, "--precision", "int8", "--target", target, "--exclude", "embeddings",
+                                    "--exclude", "layers.0", "--exclude", "layers.1", "--exclude", "head", expect=2))
+    assert "nothing would be INT8" in line and "fp16" in line
+    assert _snapshot(clip) == before
+
+
 def test_force_writes_a_failed_artifact_and_says_so(clip: Path) -> None:
     calibrate(clip, *DESTROY, "--force")
     gate = Bundle.open(clip).manifest.files["vision.int8"].calibration.gate  # type: ignore[union-attr]
