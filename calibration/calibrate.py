@@ -412,7 +412,7 @@ def _require_gate(outcome: Outcome, opts: CalibrateOptions) -> None:
     if sens:
         worst = ",".join(c["group"] for c in sens[:2])
         hint = f"try --exclude {worst} (most sensitive), or --auto"
-    if outcome.section.get("auto_steps") or (opts.auto and sens):
+    if opts.auto and sens:  # --auto ran (a failing gate always ranks the groups) and could not pass
         hint = ("with all but one group kept in float it still fails (keeping them all would leave no INT8): "
                 "check the calibration images and --method, or use fp16")
     raise CalibrationError(f"{opts.precision.upper()} gate failed: {'; '.join(fails)}; nothing was written; "

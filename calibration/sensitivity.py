@@ -61,12 +61,13 @@ def keep_until_it_passes(variants: Variants, ranked: list[dict[str, Any]], by_gr
     every = set().union(*by_group.values())
     result: Fallback | None = None
     for cost in ranked:
-        if set(by_group[cost["group"]]) <= excluded:  # already float (--exclude)
+        group = set(by_group[cost["group"]])
+        if group <= excluded:  # already float (--exclude)
             continue
-        if every <= excluded | set(by_group[cost["group"]]):
+        if every <= excluded | group:
             steps.info(f"not keeping {cost['group']} in float too: nothing would be left in INT8")
             break
-        excluded |= set(by_group[cost["group"]])
+        excluded |= group
         kept.append(cost["group"])
         path, comparison, gate = variants.gate(excluded)
         history = result.steps if result else []
