@@ -44,6 +44,8 @@ class TrainConfig:
     dense_weight: float = 0.0  # > 0: also align every patch with its region's label (needs PairData.masks)
     good_label: str = "good"  # the label of patches outside a defect's mask
     dense_cover: float = 0.04  # a patch this much covered by the mask takes the image's label; less (but > 0): ignored
+    text_only: bool = False  # train the text tower alone (see trainable)
+    text_noise: float = 0.0  # share of captions given made-up words (see noisy_caption)
 
 
 @dataclass
@@ -55,6 +57,39 @@ class PairData:
     caption: Callable[[int, np.random.Generator], str]
     group_size: int = 1  # >1: consecutive runs of this many frames are drawn together
     masks: np.ndarray | None = None  # uint8 [N, S, S]: where each image's defect is (255 = covered), for dense loss
+
+
+def trainable(model: Any, text_only: bool) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters a run trains. ``text_only`` freezes the image tower, the temperature and the bias: the
+    image embeddings and patch tokens stay bit for bit what they were, so a good-part memory taught on them and
+    every image-side measurement still hold, while the text side learns (e.g. to read operators' wording)."""
+    out = []
+    for name, p in model.named_parameters():
+        keep = not text_only or name.startswith(("text_model.", "text_projection."))
+        p.requires_grad_(keep)
+        if keep:
+            out.append((name, p))
+    return out
+
+
+NOISE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def noisy_caption(caption: str, rng: np.random.Generator, share: float) -> str:
+    """With probability ``share``, one to three made-up words (2-9 random letters) inserted at random places.
+
+    An operator writes words the training captions never had ("an item with a crack running across it"); the
+    tokenizer cuts each into pieces the tower must learn to look past. A small tower trained on short, regular
+    captions does not: demo-siglip named 0 % of cracks with that prompt and 72 % with "a cracked item" (tuning
+    seeds, zoomed crops around the true box). Random letters carry no label, so the caption stays true."""
+    if share <= 0 or rng.random() >= share:
+        return caption
+    words = caption.split()
+    for _ in range(int(rng.integers(1, 4))):
+        size = int(rng.integers(2, 10))
+        made_up = "".join(NOISE_LETTERS[int(i)] for i in rng.integers(0, len(NOISE_LETTERS), size))
+        words.insert(int(rng.integers(0, len(words) + 1)), made_up)
+    return " ".join(words)
 
 
 def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
@@ -169,13 +204,13 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _batch(data: PairData, spec: ImageSpec, tokenizer: Any, context: int, size: int,
-           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+           rng: np.random.Generator, noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
     g = data.group_size
     groups = rng.choice(len(data.images) // g, size=min(max(1, size // g), len(data.images) // g),
                         replace=False)
     idx = (groups[:, None] * g + np.arange(g)[None, :]).reshape(-1)
     pixels = torch.from_numpy(normalize(data.images[idx], spec))
-    captions = [data.caption(int(i), rng) for i in idx]
+    captions = [noisy_caption(data.caption(int(i), rng), rng, noise) for i in idx]
     ids = tokenizer(captions, padding="max_length", truncation=True, max_length=context,
                     return_tensors="pt")["input_ids"]
     labels = [data.labels[int(i)] for i in idx]
@@ -213,8 +248,9 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     context = int(model.config.text_config.max_position_embeddings)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    rest = [p for n, p in model.named_parameters() if p.ndim < 2]
+    params = trainable(model, cfg.text_only)
+    decay = [p for n, p in params if p.ndim >= 2]
+    rest = [p for n, p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
     history, losses, start = [], [], time.perf_counter()
@@ -222,7 +258,7 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
         model.train()
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
-        pixels, ids, same, idx = _batch(data, spec, tokenizer, context, cfg.batch, rng)
+        pixels, ids, same, idx = _batch(data, spec, tokenizer, context, cfg.batch, rng, cfg.text_noise)
         dense = None
         if cfg.dense_weight > 0 and data.masks is not None:
             cover = patch_cover(torch.from_numpy(data.masks[idx]), int(model.config.vision_config.patch_size))
@@ -231,7 +267,7 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
         loss = pair_loss(model, family, pixels, ids, same, dense)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
         losses.append(float(loss.item()))
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:

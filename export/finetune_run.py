@@ -69,7 +69,7 @@ def finetune_from_args(args: argparse.Namespace) -> Path:
                                           hold_images, [t.defect for t in hold_truths])
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
                       seed=args.seed, eval_every=args.eval_every, dense_weight=args.dense_weight,
-                      good_label=args.good_label)
+                      good_label=args.good_label, text_only=args.text_only, text_noise=args.text_noise)
     train(model, family, tok, spec, data, cfg, evaluate, log=lambda s: print(s, file=sys.stderr, flush=True))
     if args.checkpoint:  # keep the checkpoint's own image processor
         processor = json.loads((ckpt.folder / "preprocessor_config.json").read_text(encoding="utf-8"))

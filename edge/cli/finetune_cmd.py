@@ -32,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "it, --good-label elsewhere), weighted W against the image loss; needs masks: sim:// data has "
                    "them, a folder gives them as a 'mask' file per line of captions.jsonl (0.5 trained the demo "
                    "models)")
+    p.add_argument("--text-only", action="store_true",
+                   help="train the text tower alone: the image tower, temperature and bias stay as they are, so "
+                   "image embeddings, patch tokens and a good-part memory taught on them are unchanged")
+    p.add_argument("--text-noise", type=float, default=0.0, metavar="P",
+                   help="give a share P of the captions one to three made-up words at random places, so that the "
+                   "text tower learns to look past words it never saw (operators' own wording); 0.5 in the "
+                   "demo-siglip recipe's text stage (default %(default)s)")
     p.add_argument("--good-label", default="good", help="the label of patches outside every mask (default %(default)s)")
     p.add_argument("--zoom", default="1,1", metavar="MIN,MAX",
                    help="sim:// data: views zoomed 1x (the whole frame) to MAX x around the defect, as tiles and "
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--steps must be >= 1 and --batch >= 2 (a contrastive batch needs pairs).")
     if args.dense_weight < 0:
         raise ConfigError(f"--dense-weight {args.dense_weight}: must be >= 0 (0 turns the patch objective off).")
+    if not 0.0 <= args.text_noise <= 1.0:
+        raise ConfigError(f"--text-noise {args.text_noise}: a share of the captions, from 0 (off) to 1.")
     args.zoom = zoom_range(args.zoom)
     finetune_from_args(args)
     return 0

@@ -14,7 +14,8 @@ from edge.errors import ConfigError
 from edge.preprocess import normalize
 from edge.sim import LineSimulator
 from export.checkpoint import load_checkpoint
-from export.finetune import clip_loss, folder_pairs, init_logits, pair_loss, positive_share, siglip_loss
+from export.finetune import (clip_loss, folder_pairs, init_logits, noisy_caption, pair_loss, positive_share,
+                             siglip_loss)
 from tests.helpers import one_line_error, run_cli
 
 
@@ -150,3 +151,42 @@ def test_finetune_cli_errors(tmp_path: Path) -> None:
     line = one_line_error(run_cli("finetune", "--init", "clip", "--data", "sim://line?colour=red",
                                   "--out", str(tmp_path / "o"), expect=7))
     assert "colour" in line
+
+
+def test_caption_noise_adds_made_up_words_and_keeps_the_caption() -> None:
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    assert noisy_caption("a steel plate with a scratch", rng, 0.0) == "a steel plate with a scratch"
+    assert rng.bit_generator.state == before  # off: the recipe's random stream is the one it always was
+    caption = "a steel plate with a scratch"
+    for _ in range(50):
+        words = noisy_caption(caption, rng, 1.0).split()
+        extra = list(words)
+        for w in caption.split():  # the caption's own words, in order
+            extra.remove(w)
+        assert 1 <= len(extra) <= 3 and all(w.isalpha() and w.islower() and 2 <= len(w) <= 9 for w in extra)
+        assert [w for w in words if w not in extra] == caption.split()
+    hits = sum(noisy_caption(caption, rng, 0.5) != caption for _ in range(400))
+    assert 150 < hits < 250
+
+
+def test_text_only_leaves_the_image_side_as_it_was(tiny_checkpoints: dict[str, Path], family: str,
+                                                    tmp_path: Path) -> None:
+    """--text-only: image tower, temperature and bias bit for bit the same (a memory taught on the patch tokens
+    still holds); the text tower moved."""
+    data = tmp_path / "data"
+    run_cli("sim", "sim://line?seed=3&defect_rate=0.5&size=96x72", "--out", str(data), "--frames", "6")
+    rows = [json.loads(line) for line in (data / "truth.jsonl").read_text().splitlines()]
+    (data / "captions.jsonl").write_text("".join(json.dumps({"image": r["image"], "caption": f"a {r['defect']} part",
+                                                             "label": r["defect"]}) + "\n" for r in rows))
+    run_cli("finetune", "--from", str(tiny_checkpoints[family]), "--data", str(data), "--out", str(tmp_path / "t"),
+            "--steps", "3", "--batch", "4", "--lr", "1e-3", "--warmup", "1", "--text-only", "--text-noise", "0.5")
+    before = dict(load_checkpoint(str(tiny_checkpoints[family])).model.named_parameters())
+    after = dict(load_checkpoint(str(tmp_path / "t")).model.named_parameters())
+    image_side = [n for n in before if not n.startswith(("text_model.", "text_projection."))]
+    assert any(n.startswith("vision_model.") for n in image_side) and "logit_scale" in image_side
+    assert all(torch.equal(before[n], after[n]) for n in image_side)
+    assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("text_model."))
+    line = one_line_error(run_cli("finetune", "--from", str(tiny_checkpoints[family]), "--data", str(data), "--out",
+                                  str(tmp_path / "o"), "--text-noise", "1.5", expect=2))
+    assert "--text-noise 1.5" in line
