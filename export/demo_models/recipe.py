@@ -26,6 +26,10 @@ STEPS = {"clip": 4000,  # the 2000-step run was still improving (its log not kep
          "siglip": 3000}  # bias at the batch log-odds (finetune.init_logits): learns ~3x faster than from -10.
 # 4500 siglip steps were tried (2026-12-03, 95 min): the training's own hold-out rose (type top-1 0.59 -> 0.61) but on
 # the tuning seeds escapes went 17.2 -> 27.0 % and type top-1 73.8 -> 72.3 % at the same AUROC: not kept (the card).
+# A second stage, from the first stage's weights: the text tower alone (image tower, temperature and bias frozen, so
+# the patch tokens and every memory number stay as they were), with made-up words in half of the captions
+# (finetune.noisy_caption), so that operators' own wording is read. Families without one have none.
+TEXT_STAGE = {"siglip": {"steps": 1000, "lr": 1e-4, "noise": 0.5}}
 BATCH = 30  # five counterfactual groups of six
 LR = 2e-4
 WARMUP = 100

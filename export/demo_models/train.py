@@ -76,11 +76,45 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
          "torch": torch.__version__, "history": history}, indent=2) + "\n")
 
 
+def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, source: Path,
+               out_root: Path | None = None) -> None:
+    """The recipe's second stage (recipe.TEXT_STAGE) on the weights in ``source``: the text tower alone, with
+    caption noise. Its log is added to the first stage's as ``text_stage``."""
+    from export.checkpoint import load_checkpoint
+
+    stage = recipe.TEXT_STAGE[family]
+    ckpt = load_checkpoint(str(source))
+    model, tokenizer, spec = ckpt.model, ckpt.tokenizer, recipe.image_spec(family)
+    data = PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
+                    group_size=1 + len(recipe.TRAIN.defects))
+    prompts = PromptSet.model_validate(DEMO_PROMPTS)
+    hold_images, hold_truths = holdout
+
+    def evaluate() -> dict[str, object]:
+        return zero_shot_eval(model, family, tokenizer, recipe.SIZES.context_length, spec, prompts,  # type: ignore[arg-type]
+                              hold_images, [t.defect for t in hold_truths])
+
+    cfg = TrainConfig(steps=int(stage["steps"]), batch=recipe.BATCH, lr=float(stage["lr"]), warmup=recipe.WARMUP,
+                      seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]))
+    start = time.perf_counter()
+    history = train(model, family, tokenizer, spec, data, cfg, evaluate,  # type: ignore[arg-type]
+                    log=lambda s: print(f"demo-{family} text stage {s}", flush=True))
+    seconds = time.perf_counter() - start
+    out = recipe.folder(family) if out_root is None else out_root / f"demo-{family}"
+    log = json.loads((source / "training_log.json").read_text())
+    save_checkpoint(out, model.eval(), tokenizer,
+                    preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
+    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "history": history}
+    (out / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--family", choices=(*recipe.FAMILIES, "both"), default="both")
     parser.add_argument("--progress", type=Path, help="also save a checkpoint here at every evaluation")
     parser.add_argument("--out", type=Path, help="write the models here (default: export/demo_models/demo-*)")
+    parser.add_argument("--text-stage-only", action="store_true",
+                        help="run only the second stage (recipe.TEXT_STAGE), on the committed weights")
     args = parser.parse_args(argv)
     spec = recipe.image_spec("clip")  # both families train on the same squashed frames
     t = time.perf_counter()
@@ -88,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     holdout = render_groups(recipe.HOLDOUT, recipe.HOLDOUT_FRAMES // 6, spec, zoom=recipe.ZOOM)[:2]
     print(f"rendered {len(images)} + {len(holdout[1])} frames in {time.perf_counter() - t:.0f} s", flush=True)
     for family in recipe.FAMILIES if args.family == "both" else (args.family,):
-        train_family(family, images, truths, masks, holdout, args.progress, args.out)
+        if not args.text_stage_only:
+            train_family(family, images, truths, masks, holdout, args.progress, args.out)
+        if family in recipe.TEXT_STAGE:
+            trained = recipe.folder(family) if args.out is None or args.text_stage_only else args.out / f"demo-{family}"
+            text_stage(family, images, truths, holdout, trained, args.out)
     return 0
 
 
