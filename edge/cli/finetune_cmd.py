@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--steps must be >= 1 and --batch >= 2 (a contrastive batch needs pairs).")
     if args.dense_weight < 0:
         raise ConfigError(f"--dense-weight {args.dense_weight}: must be >= 0 (0 turns the patch objective off).")
+    if args.text_only and not args.checkpoint:
+        raise ConfigError("--text-only needs --from CHECKPOINT: with --init the image tower is random and would stay "
+                          "so.")
     if not 0.0 <= args.text_noise <= 1.0:
         raise ConfigError(f"--text-noise {args.text_noise}: a share of the captions, from 0 (off) to 1.")
     args.zoom = zoom_range(args.zoom)

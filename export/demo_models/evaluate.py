@@ -232,12 +232,23 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                            mixed_seed=MIXED_SEED, dense=recipe.DENSE_WEIGHT,
                            templates="; ".join(f'"{t}"' for t in prompts.templates), prompts=prompt_lines,
                            steps=" and ".join(f"{r['train_steps']} steps (demo-{r['family']})" for r in results),
-                           text_stage="; ".join(f"demo-{r['family']}: {r['text_stage_steps']} steps" for r in results
-                                                if r.get("text_stage_steps")) or "none",
+                           text_stage=_text_stage_bullet(results),
                            batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
                            parts=recipe.TRAIN_PARTS, zoom=recipe.ZOOM, sizes_cfg=recipe.SIZES,
                            text_minutes=next((f"{r['text_stage_seconds'] / 60:.1f} min" for r in results
                                               if r["family"] == "siglip" and r.get("text_stage_seconds")), "-"))
+
+
+def _text_stage_bullet(results: list[dict[str, Any]]) -> str:
+    staged = "; ".join(f"demo-{r['family']}: {r['text_stage_steps']} steps, {r['text_stage_seconds'] / 60:.1f} min"
+                       for r in results if r.get("text_stage_steps"))
+    if not staged:
+        return ""
+    return (f"- Text stage ({staged}): from those weights, the text tower alone (image tower,\n"
+            "  temperature and bias frozen, so image embeddings and patch tokens stay bit for bit as they were; no\n"
+            "  patch objective), with one to three made-up words (random letters) in half of the captions, so that\n"
+            "  the tower learns to look past words it never saw: an operator's own wording\n"
+            "  (`export.finetune.noisy_caption`; `edge-inspect finetune --text-only --text-noise P`).\n")
 
 
 TEMPLATE = """\
@@ -270,11 +281,7 @@ captions. This card is written by `python -m export.demo_models.evaluate`.
   their region's label, the defect's where the simulator's mask covers them and "good" elsewhere,
   which is what makes the patch tokens useful for the good-part memory and the text heat map.
   The same options are `edge-inspect finetune --dense-weight W --zoom MIN,MAX` for your images.
-- Text stage ({text_stage}): from those weights, the text tower alone (image tower, temperature and bias
-  frozen, so image embeddings and patch tokens stay bit for bit as they were), with one to three made-up words
-  (random letters) inserted in half of the captions, so that the tower learns to look past words it never saw:
-  an operator's own wording (`export.finetune.noisy_caption`; `edge-inspect finetune --text-only --text-noise P`).
-- What did not work (measured while making them): whole-frame views with random batches
+{text_stage}- What did not work (measured while making them): whole-frame views with random batches
   stayed at chance on defects for 300 steps (the loss learnt material and shape first);
   counterfactual groups alone did not change that; zoomed views did.
 
@@ -373,9 +380,9 @@ the five products below; measured once, not regenerated):
 hold-out product lines (0.953 -> 0.962); escapes, type top-1 and localisation improved on both. On the hold-out
 seeds the earlier weights had: 9 products AUROC 0.953 (worst 0.923), accuracy 85.4 %, escapes 17.7 %, false
 rejects 0.9 %, type top-1 60.6 %, localisation 76.7 %; `./run demo`'s line 0.925 / 78.8 % / escapes 39.5 % /
-false rejects 0.0 %; the mixed line 0.544, accuracy 50.0 %, escapes 5.8 % (now 43.5 % and 12.6 %). Kept for
-the verdict measures of the product lines; as for demo-clip, this was decided
-after seeing the hold-out tables.
+false rejects 0.0 %; the mixed line 0.544, accuracy 50.0 %, escapes 5.8 % (43.5 % and 12.6 % before the text
+stage). Kept for the verdict measures of the product lines; as for demo-clip, this was decided after seeing the
+hold-out tables.
 
 Longer is not better here (2026-12-03): a 4500-step run with the same init (95 min) lifted the training's own
 hold-out (top-1 0.55 -> 0.57, defect-type 0.59 -> 0.61, AUROC 0.834 -> 0.833) but, at the same mean AUROC on the
@@ -409,7 +416,8 @@ unchanged; the mixed line (text only, where the verdict is the text's) AUROC 0.5
 The targets were AUROC >= 0.95 (no product below 0.90), escapes <= 5 %, false rejects <= 3 %, localisation
 >= 0.90 and defect-type top-1 >= 0.85. The numbers above are what was reached, measured on the hold-out set;
 nothing was tuned on it, but keeping demo-clip's 4000-step and demo-siglip's log(1/5) weights was decided after
-seeing these tables (see above); demo-siglip's text stage was kept on the tuning seeds before they were run.
+seeing these tables (see above); demo-siglip's text stage was kept on the tuning seeds before the hold-out tables
+were run.
 """
 
 

@@ -41,6 +41,29 @@ def test_weights_are_small_and_reproducible_from_the_repo(family: str) -> None:
     assert 0 < size < 20e6
     log = json.loads((folder / "training_log.json").read_text())
     assert log["steps"] == recipe.STEPS[family] and log["train_seconds"] < 2 * 3600  # retrainable on 2 cores
+    stage = log.get("text_stage")  # the recipe's second stage, exactly as recipe.TEXT_STAGE says, or none
+    assert (stage is None) == (family not in recipe.TEXT_STAGE)
+    if stage is not None:
+        assert {k: stage[k] for k in recipe.TEXT_STAGE[family]} == recipe.TEXT_STAGE[family]
+        assert stage["history"][-1]["step"] == stage["steps"]
+
+
+def test_the_text_stage_options_refuse_what_would_not_be_the_recipe(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--text-stage-from: checked before the minutes of rendering, each in one line."""
+    from export.demo_models.train import main
+
+    staged = next(iter(recipe.TEXT_STAGE))
+    cases = [(["--text-stage-from", str(tmp_path)], "needs one --family"),
+             (["--family", staged, "--text-stage-from", str(tmp_path)], "no training_log.json"),
+             (["--family", staged, "--text-stage-from", str(recipe.folder(staged))], "already had the text stage")]
+    cases += [(["--family", f, "--text-stage-from", str(tmp_path)], "has no text stage")
+              for f in recipe.FAMILIES if f not in recipe.TEXT_STAGE]
+    for argv, words in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and words in err[-1], (argv, err)
 
 
 @pytest.mark.parametrize("family", recipe.FAMILIES)

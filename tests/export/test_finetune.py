@@ -14,8 +14,17 @@ from edge.errors import ConfigError
 from edge.preprocess import normalize
 from edge.sim import LineSimulator
 from export.checkpoint import load_checkpoint
-from export.finetune import (clip_loss, folder_pairs, init_logits, noisy_caption, pair_loss, positive_share,
-                             siglip_loss)
+from export.finetune import (
+    PairData,
+    _batch,
+    clip_loss,
+    folder_pairs,
+    init_logits,
+    noisy_caption,
+    pair_loss,
+    positive_share,
+    siglip_loss,
+)
 from tests.helpers import one_line_error, run_cli
 
 
@@ -170,6 +179,23 @@ def test_caption_noise_adds_made_up_words_and_keeps_the_caption() -> None:
     assert 150 < hits < 250
 
 
+def test_a_batch_carries_the_caption_noise(tiny_checkpoints: dict[str, Path]) -> None:
+    """The share given to training reaches the captions that are tokenized (not only the helper)."""
+    ckpt = load_checkpoint(str(tiny_checkpoints["clip"]))
+    seen: list[str] = []
+
+    def tokenizer(captions: list[str], **kw: object) -> object:
+        seen.extend(captions)
+        return ckpt.tokenizer(captions, **kw)
+
+    size = ckpt.image.size
+    data = PairData(np.zeros((4, size, size, 3), np.uint8), ["a", "b", "c", "d"], lambda i, rng: "a clean part")
+    for noise, grows in ((0.0, False), (1.0, True)):
+        seen.clear()
+        _batch(data, ckpt.image, tokenizer, ckpt.text.context_length, 4, np.random.default_rng(0), noise)
+        assert len(seen) == 4 and all((len(c.split()) > 3) == grows for c in seen), seen
+
+
 def test_text_only_leaves_the_image_side_as_it_was(tiny_checkpoints: dict[str, Path], family: str,
                                                     tmp_path: Path) -> None:
     """--text-only: image tower, temperature and bias bit for bit the same (a memory taught on the patch tokens
@@ -190,3 +216,6 @@ def test_text_only_leaves_the_image_side_as_it_was(tiny_checkpoints: dict[str, P
     line = one_line_error(run_cli("finetune", "--from", str(tiny_checkpoints[family]), "--data", str(data), "--out",
                                   str(tmp_path / "o"), "--text-noise", "1.5", expect=2))
     assert "--text-noise 1.5" in line
+    line = one_line_error(run_cli("finetune", "--init", family, "--data", str(data), "--out", str(tmp_path / "o"),
+                                  "--text-only", expect=2))
+    assert "--text-only needs --from" in line
