@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,9 +76,6 @@ def trainable(model: Any, text_only: bool) -> list[tuple[str, torch.nn.Parameter
     return out
 
 
-NOISE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
 def noisy_caption(caption: str, rng: np.random.Generator, share: float) -> str:
     """With probability ``share``, one to three made-up words (2-9 random letters) inserted at random places.
 
@@ -92,7 +90,7 @@ def noisy_caption(caption: str, rng: np.random.Generator, share: float) -> str:
     words = caption.split()
     for _ in range(int(rng.integers(1, 4))):
         size = int(rng.integers(2, 10))
-        made_up = "".join(NOISE_LETTERS[int(i)] for i in rng.integers(0, len(NOISE_LETTERS), size))
+        made_up = "".join(string.ascii_lowercase[int(i)] for i in rng.integers(0, len(string.ascii_lowercase), size))
         words.insert(int(rng.integers(0, len(words) + 1)), made_up)
     return " ".join(words)
 

@@ -40,6 +40,12 @@ def build_model(family: str, tokenizer: object, labels: list[str]) -> torch.nn.M
     return model
 
 
+def _pairs(images: np.ndarray, truths: list, masks: np.ndarray | None = None) -> PairData:
+    """The recipe's training pairs: each frame with a fresh random caption of its truth, in counterfactual groups."""
+    return PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
+                    group_size=1 + len(recipe.TRAIN.defects), masks=masks)
+
+
 def _out(family: str, out_root: Path | None) -> Path:
     return recipe.folder(family) if out_root is None else out_root / f"demo-{family}"
 
@@ -76,10 +82,8 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
     """The first stage: both towers from random weights. Returns the folder written."""
     tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
-    labels = [pair_label(t) for t in truths]
-    model = build_model(family, tokenizer, labels)
-    data = PairData(images, labels, lambda i, rng: caption_for(truths[i], rng),
-                    group_size=1 + len(recipe.TRAIN.defects), masks=masks)
+    data = _pairs(images, truths, masks)
+    model = build_model(family, tokenizer, data.labels)
     cfg = TrainConfig(steps=recipe.STEPS[family], batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT)
     history, seconds = _fit(family, model, tokenizer, data, cfg, holdout, progress, "")
@@ -101,8 +105,7 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
 
     stage = recipe.TEXT_STAGE[family]
     ckpt = load_checkpoint(str(source))
-    data = PairData(images, [pair_label(t) for t in truths], lambda i, rng: caption_for(truths[i], rng),
-                    group_size=1 + len(recipe.TRAIN.defects))
+    data = _pairs(images, truths)  # no masks: the patch tokens are frozen
     cfg = TrainConfig(steps=int(stage["steps"]), batch=recipe.BATCH, lr=float(stage["lr"]), warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]))
     history, seconds = _fit(family, ckpt.model, ckpt.tokenizer, data, cfg, holdout, None, " text stage")
@@ -112,7 +115,7 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
     _save(_out(family, out_root), family, ckpt.model, ckpt.tokenizer, log)
 
 
-def _first_stage(parser: argparse.ArgumentParser, family: str, folder: Path) -> Path:
+def _check_first_stage(parser: argparse.ArgumentParser, family: str, folder: Path) -> None:
     """--text-stage-from: first-stage weights of a family that has a text stage, and not already through it."""
     if family not in recipe.TEXT_STAGE:
         parser.error(f"--text-stage-from: demo-{family} has no text stage (recipe.TEXT_STAGE); use --family "
@@ -124,7 +127,6 @@ def _first_stage(parser: argparse.ArgumentParser, family: str, folder: Path) -> 
     if "text_stage" in json.loads(log.read_text()):
         parser.error(f"--text-stage-from {folder}: these weights already had the text stage; give first-stage "
                      "weights (a run with --first-stage-only), or retrain both stages without the option.")
-    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.text_stage_from is not None:
         if len(families) != 1:
             parser.error("--text-stage-from needs one --family.")
-        _first_stage(parser, families[0], args.text_stage_from)
+        _check_first_stage(parser, families[0], args.text_stage_from)
     spec = recipe.image_spec("clip")  # both families train on the same squashed frames
     t = time.perf_counter()
     images, truths, masks = render_groups(recipe.TRAIN, recipe.TRAIN_PARTS, spec, zoom=recipe.ZOOM)
