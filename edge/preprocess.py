@@ -149,15 +149,22 @@ def to_pixel_values(images_bgr: Sequence[np.ndarray], spec: ImageSpec) -> np.nda
     return normalize(resize_batch(images_bgr, spec), spec)
 
 
+def normalize_constants(spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, bias) float32 [3] in BGR order: ``pixel = x * scale + bias`` is (x / 255 - mean) / std. Training
+    on a GPU applies the same two numbers there (export.finetune), so both paths normalise alike."""
+    std = np.asarray(spec.std, dtype=np.float32)
+    scale = (1.0 / (255.0 * std))[::-1]  # BGR order
+    bias = (-np.asarray(spec.mean, dtype=np.float32) / std)[::-1]
+    return np.ascontiguousarray(scale), np.ascontiguousarray(bias)
+
+
 def normalize(batch_bgr: np.ndarray, spec: ImageSpec) -> np.ndarray:
     """Already resized BGR uint8 [B, S, S, 3] -> ``pixel_values`` [B, 3, S, S] float32.
 
     (x / 255 - mean) / std folded into one in-place multiply-add per channel, in BGR order,
     with the channel flip done by the final transpose: this runs once per frame.
     """
-    std = np.asarray(spec.std, dtype=np.float32)
-    scale = (1.0 / (255.0 * std))[::-1]  # BGR order
-    bias = (-np.asarray(spec.mean, dtype=np.float32) / std)[::-1]
+    scale, bias = normalize_constants(spec)
     x = batch_bgr.astype(np.float32)  # [B, S, S, 3] BGR
     x *= scale
     x += bias

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from edge.bundle import Family, ImageSpec
 from edge.errors import ConfigError
 from edge.metrics import zero_shot_report
-from edge.preprocess import IMAGE_SUFFIXES, load_image, normalize, resize_for_model
+from edge.preprocess import IMAGE_SUFFIXES, load_image, normalize_constants, resize_for_model
 from edge.prompts import PromptSet
 from export.sim_data import mask_for_model
 from export.towers import PatchSpec, TextTower, VisionTower
@@ -47,6 +47,8 @@ class TrainConfig:
     dense_cover: float = 0.04  # a patch this much covered by the mask takes the image's label; less (but > 0): ignored
     text_only: bool = False  # train the text tower alone (see trainable)
     text_noise: float = 0.0  # share of captions given made-up words (see noisy_caption)
+    device: str = "cpu"  # where the model trains: "cpu", "cuda", "cuda:1" (the model is moved there)
+    budget_s: float | None = None  # a time budget: the step count is fixed at the end of warm-up (see train)
 
 
 @dataclass
@@ -124,7 +126,7 @@ class DenseBatch:
 def patch_targets(d: DenseBatch, classes: list[str]) -> torch.Tensor:
     """Per-patch class index [B, P]: the image's label where covered, ``good`` where untouched,
     -1 (ignored) where a mask only grazes the patch or where no good image is in the batch."""
-    own = torch.tensor([classes.index(label) for label in d.labels])[:, None].expand_as(d.cover)
+    own = torch.tensor([classes.index(label) for label in d.labels], device=d.cover.device)[:, None].expand_as(d.cover)
     untouched = classes.index(d.good) if d.good in classes else -1
     target = torch.where(d.cover >= d.threshold, own, torch.full_like(own, untouched))
     return torch.where((d.cover > 0) & (d.cover < d.threshold), torch.full_like(target, -1), target)
@@ -199,26 +201,49 @@ def init_logits(model: Any, family: Family, labels: list[str], batch: int) -> No
             model.logit_scale.fill_(math.log(1 / 0.07))
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: TrainConfig, steps: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    progress = (step - cfg.warmup) / max(1, steps - cfg.warmup)
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def steps_within(cfg: TrainConfig, seconds_so_far: float, steps_so_far: int) -> int:
+    """The run's step count under ``cfg.budget_s``, from the time per step measured so far (warm-up).
+
+    The cosine schedule needs its length before it starts to decay, so a time budget is turned into steps once,
+    at the end of warm-up; 5 % of the rest is kept for the hold-out evaluations. Never more than ``cfg.steps``,
+    never fewer than the steps already taken plus one."""
+    if cfg.budget_s is None:
+        return cfg.steps
+    per_step = seconds_so_far / max(1, steps_so_far)
+    more = int(0.95 * max(0.0, cfg.budget_s - seconds_so_far) / max(per_step, 1e-9))
+    return max(steps_so_far + 1, min(cfg.steps, steps_so_far + more))
+
+
+def to_pixels(images: torch.Tensor, spec: ImageSpec) -> torch.Tensor:
+    """BGR uint8 [B, S, S, 3] -> ``pixel_values`` [B, 3, S, S] float32 where the images are (on a GPU: there),
+    with edge.preprocess's own constants, so that it equals :func:`edge.preprocess.normalize`. A batch of 120
+    frames costs ~130 ms to normalise on two CPU cores, far more than a small model's step on a GPU."""
+    scale, bias = (torch.from_numpy(c).to(images.device) for c in normalize_constants(spec))
+    x = images.float() * scale + bias
+    return x.permute(0, 3, 1, 2).flip(1).contiguous()
 
 
 def _batch(data: PairData, spec: ImageSpec, tokenizer: Any, context: int, size: int,
            rng: np.random.Generator, noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """One batch of whole groups: (images uint8 [B, S, S, 3], token ids, same-label matrix, indices)."""
     g = data.group_size
     groups = rng.choice(len(data.images) // g, size=min(max(1, size // g), len(data.images) // g),
                         replace=False)
     idx = (groups[:, None] * g + np.arange(g)[None, :]).reshape(-1)
-    pixels = torch.from_numpy(normalize(data.images[idx], spec))
+    images = torch.from_numpy(np.ascontiguousarray(data.images[idx]))
     captions = [noisy_caption(data.caption(int(i), rng), rng, noise) for i in idx]
     ids = tokenizer(captions, padding="max_length", truncation=True, max_length=context,
                     return_tensors="pt")["input_ids"]
     labels = [data.labels[int(i)] for i in idx]
     same = torch.tensor([[a == b for b in labels] for a in labels], dtype=torch.float32)
-    return pixels, ids, same, idx
+    return images, ids, same, idx
 
 
 def zero_shot_eval(model: Any, family: Family, tokenizer: Any, context: int, spec: ImageSpec,
@@ -227,14 +252,15 @@ def zero_shot_eval(model: Any, family: Family, tokenizer: Any, context: int, spe
     from edge.scoring import category_probs, l2_normalize
 
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
         cats = []
         for c in prompts.categories:
             ids = tokenizer(prompts.texts(c), padding="max_length", truncation=True,
                             max_length=context, return_tensors="pt")["input_ids"]
-            cats.append(l2_normalize(TextTower(model)(ids).mean(0).numpy()))
-        embeds = np.concatenate([VisionTower(model)(torch.from_numpy(normalize(images[i:i + 64], spec)))
-                                 .numpy() for i in range(0, len(images), 64)])
+            cats.append(l2_normalize(TextTower(model)(ids.to(device)).mean(0).cpu().numpy()))
+        embeds = np.concatenate([VisionTower(model)(to_pixels(torch.from_numpy(np.array(
+            images[i:i + 64])).to(device), spec)).cpu().numpy() for i in range(0, len(images), 64)])
     scale = float(model.logit_scale.exp().item())
     bias = float(model.logit_bias.item()) if family == "siglip" else None
     probs = category_probs(embeds, np.stack(cats), family, scale, bias)
@@ -245,10 +271,18 @@ def zero_shot_eval(model: Any, family: Family, tokenizer: Any, context: int, spe
 def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: PairData,
           cfg: TrainConfig, evaluate: Callable[[], dict[str, object]] | None = None,
           log: Callable[[str], None] = print) -> list[dict[str, float]]:
-    """Train in place; log loss and held-out accuracy every ``eval_every`` steps."""
+    """Train in place on ``cfg.device`` (the model stays there); log loss and held-out accuracy every
+    ``eval_every`` steps. With ``cfg.budget_s`` the run stops within about that many seconds: its length is
+    set at the end of warm-up (:func:`steps_within`) and logged."""
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.budget_s is not None and cfg.warmup < 1:
+        raise ConfigError("a time budget needs a warm-up of at least 1 step (its speed sets the run's length).")
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {cfg.device}: this PyTorch sees no CUDA GPU; train with --device cpu.")
+    model.to(device)
     rng = np.random.default_rng(cfg.seed)
     context = int(model.config.text_config.max_position_embeddings)
     params = trainable(model, cfg.text_only)
@@ -257,14 +291,20 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
     history, losses, start = [], [], time.perf_counter()
-    for step in range(cfg.steps):
+    steps, step = cfg.steps, 0
+    while step < steps:
+        if step == cfg.warmup and cfg.budget_s is not None:
+            steps = steps_within(cfg, time.perf_counter() - start, step)
+            log(json.dumps({"budget_s": cfg.budget_s, "steps": steps}))
         model.train()
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, cfg)
-        pixels, ids, same, idx = _batch(data, spec, tokenizer, context, cfg.batch, rng, cfg.text_noise)
+            group["lr"] = _lr_at(step, cfg, steps)
+        images, ids, same, idx = _batch(data, spec, tokenizer, context, cfg.batch, rng, cfg.text_noise)
+        pixels, ids, same = to_pixels(images.to(device), spec), ids.to(device), same.to(device)
         dense = None
         if cfg.dense_weight > 0 and data.masks is not None:
-            cover = patch_cover(torch.from_numpy(data.masks[idx]), int(model.config.vision_config.patch_size))
+            cover = patch_cover(torch.from_numpy(np.asarray(data.masks[idx])).to(device),
+                                int(model.config.vision_config.patch_size))
             dense = DenseBatch(cover, [data.labels[int(i)] for i in idx], cfg.good_label, cfg.dense_cover,
                                cfg.dense_weight)
         loss = pair_loss(model, family, pixels, ids, same, dense)
@@ -273,8 +313,9 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
         losses.append(float(loss.item()))
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            row = {"step": step + 1, "loss": float(np.mean(losses[-cfg.eval_every:])),
+        step += 1
+        if step % cfg.eval_every == 0 or step == steps:
+            row = {"step": step, "loss": float(np.mean(losses[-cfg.eval_every:])),
                    "seconds": round(time.perf_counter() - start, 1)}
             if evaluate is not None:
                 rep = evaluate()

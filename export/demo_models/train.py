@@ -1,16 +1,25 @@
 """Train demo-clip and/or demo-siglip from a fixed seed: ``python -m export.demo_models.train``.
 
 Renders the simulated line once, trains a byte-level BPE tokenizer on generated captions,
-builds each model from its config and trains it with export.finetune. About 12 minutes per
-model on 2 CPU cores. The result is committed, so that the demo and the tests never train.
+builds each model from its config and trains it with export.finetune. About an hour per model
+on 2 CPU cores (the card says how long each took). The result is committed, so that the demo and the
+tests never train.
+
+On a bigger machine: ``--device cuda`` trains on the GPU, ``--workers N`` renders with N processes,
+``--cache DIR`` keeps the rendered frames for the next run (several runs side by side render once:
+``--render-only`` first), and ``--budget-minutes M`` sets each run's length from its measured speed.
+``--parts`` and ``--batch`` change the recipe's data and batch for such a run; its log records them.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +34,29 @@ from export.finetune import PairData, TrainConfig, init_logits, train, zero_shot
 from export.sim_data import render_groups
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run may change of the recipe (recipe.py's values by default); the training log records them."""
+
+    parts: int = recipe.TRAIN_PARTS
+    batch: int = recipe.BATCH
+    steps: int | None = None  # None: recipe.STEPS[family]
+    device: str = "cpu"
+    budget_s: float | None = None  # the first stage's time budget (finetune.steps_within); steps is then the most
+
+
 def pair_label(truth: SimTruth) -> str:
     """Positives are pairs of the same defect kind (soft targets), as DESIGN.md measured."""
     return truth.defect
 
 
-def build_model(family: str, tokenizer: object, labels: list[str]) -> torch.nn.Module:
+def build_model(family: str, tokenizer: object, labels: list[str], batch: int = recipe.BATCH) -> torch.nn.Module:
     from transformers import CLIPModel, SiglipModel
 
     torch.manual_seed(recipe.SEED)
     cfg = model_config(family, recipe.SIZES, tokenizer)  # type: ignore[arg-type]
     model = (CLIPModel if family == "clip" else SiglipModel)(cfg)
-    init_logits(model, family, labels, recipe.BATCH)  # type: ignore[arg-type]
+    init_logits(model, family, labels, batch)  # type: ignore[arg-type]
     return model
 
 
@@ -50,10 +70,12 @@ def _out(family: str, out_root: Path | None) -> Path:
     return recipe.folder(family) if out_root is None else out_root / f"demo-{family}"
 
 
-def _save(out: Path, family: str, model: torch.nn.Module, tokenizer: object, log: dict) -> None:
-    save_checkpoint(out, model.eval(), tokenizer,  # type: ignore[arg-type]
+def _save(out: Path, family: str, model: torch.nn.Module, tokenizer: object, log: dict | None = None) -> None:
+    """The checkpoint folder, written from a CPU copy (the model may be training on a GPU)."""
+    save_checkpoint(out, copy.deepcopy(model).cpu().eval(), tokenizer,  # type: ignore[arg-type]
                     preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
-    (out / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
+    if log is not None:
+        (out / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
 
 
 def _fit(family: str, model: torch.nn.Module, tokenizer: object, data: PairData, cfg: TrainConfig, holdout: tuple,
@@ -67,8 +89,7 @@ def _fit(family: str, model: torch.nn.Module, tokenizer: object, data: PairData,
         report = zero_shot_eval(model, family, tokenizer, recipe.SIZES.context_length, spec, prompts,  # type: ignore[arg-type]
                                 hold_images, [t.defect for t in hold_truths])
         if progress is not None:  # a checkpoint at every evaluation: a long run can be stopped and still used
-            save_checkpoint(progress / f"demo-{family}", model.eval(), tokenizer,  # type: ignore[arg-type]
-                            preprocessor_config(family, recipe.SIZES.image_size, crop=False))  # type: ignore[arg-type]
+            _save(progress / f"demo-{family}", family, model, tokenizer)
         return report
 
     start = time.perf_counter()
@@ -77,27 +98,37 @@ def _fit(family: str, model: torch.nn.Module, tokenizer: object, data: PairData,
     return history, time.perf_counter() - start
 
 
+def _where(run: RunSettings) -> dict[str, object]:
+    """The machine a run trained on, for its log (speeds and, on a GPU, results are the machine's)."""
+    where: dict[str, object] = {"device": run.device, "torch": torch.__version__}
+    if run.device.startswith("cuda"):
+        where["gpu"] = torch.cuda.get_device_name(torch.device(run.device))
+    return where
+
+
 def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarray, holdout: tuple,
-                 progress: Path | None, out_root: Path | None = None) -> Path:
+                 progress: Path | None, out_root: Path | None = None, run: RunSettings = RunSettings()) -> Path:
     """The first stage: both towers from random weights. Returns the folder written."""
     tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     data = _pairs(images, truths, masks)
-    model = build_model(family, tokenizer, data.labels)
-    cfg = TrainConfig(steps=recipe.STEPS[family], batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
-                      seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT)
+    model = build_model(family, tokenizer, data.labels, run.batch)
+    steps = run.steps or recipe.STEPS[family]
+    cfg = TrainConfig(steps=steps, batch=run.batch, lr=recipe.LR, warmup=recipe.WARMUP,
+                      seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT,
+                      device=run.device, budget_s=run.budget_s)
     history, seconds = _fit(family, model, tokenizer, data, cfg, holdout, progress, "")
     out = _out(family, out_root)
     _save(out, family, model, tokenizer,
-          {"train_seconds": round(seconds, 1), "steps": recipe.STEPS[family], "batch": recipe.BATCH,
+          {"train_seconds": round(seconds, 1), "steps": int(history[-1]["step"]), "batch": run.batch,
            "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": recipe.DENSE_WEIGHT,
            "zoom": list(recipe.ZOOM), "train_frames": len(images),
-           "torch": torch.__version__, "history": history})
+           **({"budget_s": run.budget_s} if run.budget_s is not None else {}), **_where(run), "history": history})
     return out
 
 
 def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, source: Path,
-               out_root: Path | None = None) -> None:
+               out_root: Path | None = None, run: RunSettings = RunSettings()) -> None:
     """The second stage (recipe.TEXT_STAGE) on the first stage's weights in ``source``: the text tower alone
     (finetune's text_only), with caption noise and without the patch objective (the patch tokens are frozen).
     Its log is added to the first stage's as ``text_stage``; it is short, so it saves no --progress checkpoints."""
@@ -106,12 +137,13 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
     stage = recipe.TEXT_STAGE[family]
     ckpt = load_checkpoint(str(source))
     data = _pairs(images, truths)  # no masks: the patch tokens are frozen
-    cfg = TrainConfig(steps=int(stage["steps"]), batch=recipe.BATCH, lr=float(stage["lr"]), warmup=recipe.WARMUP,
-                      seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]))
+    cfg = TrainConfig(steps=int(stage["steps"]), batch=run.batch, lr=float(stage["lr"]), warmup=recipe.WARMUP,
+                      seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]),
+                      device=run.device)
     history, seconds = _fit(family, ckpt.model, ckpt.tokenizer, data, cfg, holdout, None, " text stage")
     log = json.loads((source / "training_log.json").read_text())
-    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": recipe.BATCH,
-                         "warmup": recipe.WARMUP, "dense_weight": 0.0, "history": history}
+    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": run.batch,
+                         "warmup": recipe.WARMUP, "dense_weight": 0.0, **_where(run), "history": history}
     _save(_out(family, out_root), family, ckpt.model, ckpt.tokenizer, log)
 
 
@@ -129,8 +161,48 @@ def _check_first_stage(parser: argparse.ArgumentParser, family: str, folder: Pat
                      "weights (a run with --first-stage-only), or retrain both stages without the option.")
 
 
+def _render_key(parts: int) -> str:
+    """What the rendered frames depend on: the recipe's lines, the part count, the view and the zoom."""
+    spec = recipe.image_spec("clip")
+    what = [recipe.TRAIN.model_dump(mode="json"), parts, recipe.HOLDOUT.model_dump(mode="json"),
+            recipe.HOLDOUT_FRAMES, spec.model_dump(mode="json"), list(recipe.ZOOM)]
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _save_frames(folder: Path, name: str, images: np.ndarray, truths: list, masks: np.ndarray) -> None:
+    np.save(folder / f"{name}-images.npy", images)
+    np.save(folder / f"{name}-masks.npy", masks)
+    (folder / f"{name}-truths.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in truths))
+
+
+def _load_frames(folder: Path, name: str) -> tuple[np.ndarray, list, np.ndarray]:
+    """Memory-mapped: runs side by side share one copy of the frames in the page cache."""
+    truths = [SimTruth.model_validate_json(line) for line in (folder / f"{name}-truths.jsonl").read_text().splitlines()]
+    return (np.load(folder / f"{name}-images.npy", mmap_mode="r"), truths,
+            np.load(folder / f"{name}-masks.npy", mmap_mode="r"))
+
+
+def render(parts: int, workers: int, cache: Path | None) -> tuple[tuple[np.ndarray, list, np.ndarray], tuple]:
+    """The training groups and the hold-out views, from ``cache`` when it holds them (same key), else rendered
+    (and kept there). Both families train on the same squashed frames."""
+    folder = None if cache is None else cache / f"frames-{_render_key(parts)}"
+    if folder is not None and (folder / "done").is_file():
+        return _load_frames(folder, "train"), _load_frames(folder, "holdout")[:2]
+    spec = recipe.image_spec("clip")
+    t = time.perf_counter()
+    train_set = render_groups(recipe.TRAIN, parts, spec, workers=workers, zoom=recipe.ZOOM)
+    holdout = render_groups(recipe.HOLDOUT, recipe.HOLDOUT_FRAMES // 6, spec, workers=workers, zoom=recipe.ZOOM)
+    print(f"rendered {len(train_set[0])} + {len(holdout[1])} frames in {time.perf_counter() - t:.0f} s", flush=True)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        _save_frames(folder, "train", *train_set)
+        _save_frames(folder, "holdout", *holdout)
+        (folder / "done").write_text(json.dumps({"parts": parts}) + "\n")
+    return train_set, holdout[:2]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=(*recipe.FAMILIES, "both"), default="both")
     parser.add_argument("--progress", type=Path, help="also save a checkpoint here at every evaluation")
     parser.add_argument("--out", type=Path, help="write the models here (default: export/demo_models/demo-*)")
@@ -139,23 +211,45 @@ def main(argv: list[str] | None = None) -> int:
     stages.add_argument("--text-stage-from", type=Path, metavar="DIR",
                         help="run only the text stage of --family, on first-stage weights in DIR (written by a run "
                         "with --first-stage-only)")
+    stages.add_argument("--render-only", action="store_true", help="render the frames into --cache and stop")
+    machine = parser.add_argument_group("a bigger machine")
+    machine.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:N")
+    machine.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
+    machine.add_argument("--cache", type=Path, help="keep the rendered frames here, and reuse them")
+    machine.add_argument("--budget-minutes", type=float, help="the first stage's time budget; --steps (or the "
+                         "recipe's) is then the most it runs")
+    machine.add_argument("--parts", type=int, default=recipe.TRAIN_PARTS,
+                         help=f"training parts, x6 frames (recipe: {recipe.TRAIN_PARTS})")
+    machine.add_argument("--batch", type=int, default=recipe.BATCH, help=f"batch (recipe: {recipe.BATCH}; a "
+                         "multiple of 6 keeps the counterfactual groups whole)")
+    machine.add_argument("--steps", type=int, help="first-stage steps (recipe: " +
+                         ", ".join(f"{f} {n}" for f, n in recipe.STEPS.items()) + ")")
     args = parser.parse_args(argv)
     families = recipe.FAMILIES if args.family == "both" else (args.family,)
+    if args.render_only and args.cache is None:
+        parser.error("--render-only needs --cache DIR (where the frames are kept).")
+    for name in ("workers", "parts", "batch", "steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)}: give a whole number of at least 1.")
+    if args.budget_minutes is not None and args.budget_minutes <= 0:
+        parser.error(f"--budget-minutes {args.budget_minutes}: give a positive number of minutes.")
     if args.text_stage_from is not None:
         if len(families) != 1:
             parser.error("--text-stage-from needs one --family.")
         _check_first_stage(parser, families[0], args.text_stage_from)
-    spec = recipe.image_spec("clip")  # both families train on the same squashed frames
-    t = time.perf_counter()
-    images, truths, masks = render_groups(recipe.TRAIN, recipe.TRAIN_PARTS, spec, zoom=recipe.ZOOM)
-    holdout = render_groups(recipe.HOLDOUT, recipe.HOLDOUT_FRAMES // 6, spec, zoom=recipe.ZOOM)[:2]
-    print(f"rendered {len(images)} + {len(holdout[1])} frames in {time.perf_counter() - t:.0f} s", flush=True)
+    if args.device != "cpu" and not args.render_only and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this PyTorch sees no CUDA GPU; train with --device cpu.")
+    (images, truths, masks), holdout = render(args.parts, args.workers, args.cache)
+    if args.render_only:
+        return 0
+    run = RunSettings(parts=args.parts, batch=args.batch, steps=args.steps, device=args.device,
+                      budget_s=None if args.budget_minutes is None else 60 * args.budget_minutes)
     for family in families:
-        first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out)
+        first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out,
+                                                     run)
         if family in recipe.TEXT_STAGE and not args.first_stage_only:
-            text_stage(family, images, truths, holdout, first, args.out)
+            text_stage(family, images, truths, holdout, first, args.out, run)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

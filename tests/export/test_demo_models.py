@@ -134,3 +134,40 @@ def test_re_evaluating_one_model_keeps_the_others_card_rows(tmp_path: Path, monk
     card.write_text("{not json")
     with pytest.raises(ConfigError, match="unreadable"):
         evaluate.kept_results(["siglip"], 600)
+
+
+def test_rendered_frames_are_kept_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cache: runs side by side (e.g. on a GPU machine) render once; a changed recipe renders anew."""
+    from export.demo_models import train
+
+    monkeypatch.setattr(recipe, "HOLDOUT_FRAMES", 6)
+    (images, truths, masks), (hold_images, hold_truths) = train.render(2, 1, tmp_path)
+    assert images.shape[0] == 12 == len(truths) and masks.shape == images.shape[:3] and len(hold_truths) == 6
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and (folders[0] / "done").is_file()
+    (images2, truths2, masks2), (hold2, _) = train.render(2, 2, tmp_path)  # the worker count is not in the key
+    assert isinstance(images2, np.memmap) and np.array_equal(images, images2) and np.array_equal(masks, masks2)
+    assert truths2 == truths and np.array_equal(hold2, hold_images)
+    monkeypatch.setattr(recipe, "HOLDOUT_FRAMES", 12)
+    train.render(2, 1, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked before the minutes of rendering, each in one line."""
+    import torch
+
+    from export.demo_models.train import main
+
+    cases = [(["--render-only"], "--render-only needs --cache"), (["--parts", "0"], "--parts 0"),
+             (["--batch", "0"], "--batch 0"), (["--budget-minutes", "0"], "--budget-minutes 0"),
+             (["--render-only", "--cache", str(tmp_path), "--first-stage-only"], "not allowed with")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "sees no CUDA GPU"))
+    for argv, words in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and words in err[-1], (argv, err)
+    assert not any(tmp_path.iterdir())

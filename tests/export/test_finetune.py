@@ -12,10 +12,13 @@ import torch
 
 from edge.errors import ConfigError
 from edge.preprocess import normalize
+from edge.prompts import PromptSet
 from edge.sim import LineSimulator
+from export.captions import DEMO_PROMPTS
 from export.checkpoint import load_checkpoint
 from export.finetune import (
     PairData,
+    TrainConfig,
     _batch,
     clip_loss,
     folder_pairs,
@@ -24,6 +27,10 @@ from export.finetune import (
     pair_loss,
     positive_share,
     siglip_loss,
+    steps_within,
+    to_pixels,
+    train,
+    zero_shot_eval,
 )
 from tests.helpers import one_line_error, run_cli
 
@@ -219,3 +226,71 @@ def test_text_only_leaves_the_image_side_as_it_was(tiny_checkpoints: dict[str, P
     line = one_line_error(run_cli("finetune", "--init", family, "--data", str(data), "--out", str(tmp_path / "o"),
                                   "--text-only", expect=2))
     assert "--text-only needs --from" in line
+
+
+def test_training_normalises_exactly_as_the_runtime(tiny_checkpoints: dict[str, Path], family: str) -> None:
+    """The training batch is normalised where the model is (a GPU), with the runtime's constants: the same
+    pixel values as edge.preprocess.normalize, bit for bit on the CPU."""
+    spec = load_checkpoint(str(tiny_checkpoints[family])).image
+    frames = np.random.default_rng(0).integers(0, 256, (3, spec.size, spec.size, 3), dtype=np.uint8)
+    assert np.array_equal(to_pixels(torch.from_numpy(frames), spec).numpy(), normalize(frames, spec))
+
+
+def test_a_time_budget_sets_the_run_length_at_the_end_of_warm_up() -> None:
+    """The cosine schedule needs its length before it decays: 95 % of the budget left after warm-up, at the
+    speed measured in it; never more than the step cap, never fewer than one more step."""
+    cfg = TrainConfig(steps=1000, warmup=10, budget_s=60.0)
+    assert steps_within(cfg, seconds_so_far=10.0, steps_so_far=10) == 10 + int(0.95 * 50 / 1.0)
+    assert steps_within(TrainConfig(steps=20, warmup=10, budget_s=60.0), 10.0, 10) == 20
+    assert steps_within(TrainConfig(steps=1000, warmup=10, budget_s=5.0), 10.0, 10) == 11
+    assert steps_within(TrainConfig(steps=1000, warmup=10), 10.0, 10) == 1000  # no budget: the steps given
+
+
+def _tiny_pairs(size: int, n: int = 6) -> PairData:
+    sim = LineSimulator(seed=3, size=(160, 120), defect_rate=0.5)
+    frames = [sim.frame(i) for i in range(n)]
+    return PairData(np.stack([cv2.resize(f.image, (size, size)) for f in frames]),
+                    [f.truth.defect for f in frames], lambda i, rng: f"a {frames[i].truth.defect} part")
+
+
+def test_a_budgeted_run_stops_and_logs_its_length(tiny_checkpoints: dict[str, Path]) -> None:
+    ckpt = load_checkpoint(str(tiny_checkpoints["clip"]))
+    lines: list[str] = []
+    cfg = TrainConfig(steps=500, batch=4, warmup=2, eval_every=100, budget_s=1e-3)
+    history = train(ckpt.model, "clip", ckpt.tokenizer, ckpt.image, _tiny_pairs(ckpt.image.size), cfg,
+                    log=lines.append)
+    assert json.loads(lines[0]) == {"budget_s": 1e-3, "steps": 3}
+    assert [row["step"] for row in history] == [3]
+    with pytest.raises(ConfigError, match="warm-up of at least 1 step"):
+        train(ckpt.model, "clip", ckpt.tokenizer, ckpt.image, _tiny_pairs(ckpt.image.size),
+              TrainConfig(steps=5, batch=4, warmup=0, budget_s=1.0), log=lines.append)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU; the refusal is for those without")
+def test_training_on_a_gpu_that_is_not_there_is_refused_in_one_line(tiny_checkpoints: dict[str, Path]) -> None:
+    ckpt = load_checkpoint(str(tiny_checkpoints["clip"]))
+    with pytest.raises(ConfigError) as e:
+        train(ckpt.model, "clip", ckpt.tokenizer, ckpt.image, _tiny_pairs(ckpt.image.size),
+              TrainConfig(steps=2, batch=4, warmup=1, device="cuda"))
+    assert "--device cuda" in str(e.value) and "--device cpu" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU seen by PyTorch")
+def test_training_on_the_gpu_lowers_the_loss_with_the_patch_objective(tiny_checkpoints: dict[str, Path],
+                                                                      family: str) -> None:
+    """Batch, masks and evaluation all follow the model to the GPU (a tensor left on the CPU fails the step)."""
+    ckpt = load_checkpoint(str(tiny_checkpoints[family]))
+    data = _tiny_pairs(ckpt.image.size)
+    data.masks = np.zeros(data.images.shape[:3], np.uint8)
+    data.masks[:, 4:12, 4:12] = 255
+    prompts = PromptSet.model_validate(DEMO_PROMPTS)
+
+    def evaluate() -> dict[str, object]:
+        return zero_shot_eval(ckpt.model, family, ckpt.tokenizer, ckpt.text.context_length, ckpt.image, prompts,
+                              data.images, data.labels)
+
+    cfg = TrainConfig(steps=30, batch=6, lr=1e-3, warmup=2, eval_every=10, dense_weight=0.5, device="cuda")
+    history = train(ckpt.model, family, ckpt.tokenizer, ckpt.image, data, cfg, evaluate, log=lambda s: None)
+    assert next(ckpt.model.parameters()).is_cuda and [row["step"] for row in history] == [10, 20, 30]
+    assert history[-1]["loss"] < history[0]["loss"] and 0 <= history[-1]["top1"] <= 1, history
