@@ -80,7 +80,7 @@ class Decision(_Strict):
 class MemorySettings(_Strict):
     """How the good-part memory is built from ``good`` (defaults measured on the demo line)."""
 
-    augment: int = Field(default=6, ge=0, le=32, description="Moved copies per good image (rotation, shift, "
+    augment: int = Field(default=12, ge=0, le=32, description="Moved copies per good image (rotation, shift, "
                          "light), so that the memory knows how the line moves its parts.")
     max_angle: float = Field(default=3.0, ge=0, le=45, description="Degrees of rotation in those copies.")
     max_shift: float = Field(default=0.015, ge=0, le=0.2, description="Shift in those copies, share of the frame.")
