@@ -115,6 +115,7 @@ def evaluate_family(family: str, frames: list[np.ndarray], truth: list[str], pro
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     return {"family": family, "pytorch": torch_rep, "onnx": onnx_rep, "top1_agreement": agreement,
             "lines": lines, "train_seconds": log["train_seconds"], "train_steps": log["steps"],
+            "train_batch": log["batch"], "train_frames": log["train_frames"], "gpu": log.get("gpu"),
             "text_stage_seconds": log.get("text_stage", {}).get("train_seconds"),
             "text_stage_steps": log.get("text_stage", {}).get("steps"),
             "weights_mb": round(weights / 1e6, 2),
@@ -231,12 +232,19 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                            station=station, line_frames=LINE_FRAMES, lines_seed=LINES_SEED, good_seed=GOOD_SEED,
                            mixed_seed=MIXED_SEED, dense=recipe.DENSE_WEIGHT,
                            templates="; ".join(f'"{t}"' for t in prompts.templates), prompts=prompt_lines,
-                           steps=" and ".join(f"{r['train_steps']} steps (demo-{r['family']})" for r in results),
+                           steps=" and ".join(_training_run(r) for r in results),
                            text_stage=_text_stage_bullet(results),
-                           batch=recipe.BATCH, lr=recipe.LR, warmup=recipe.WARMUP,
-                           parts=recipe.TRAIN_PARTS, zoom=recipe.ZOOM, sizes_cfg=recipe.SIZES,
+                           lr=recipe.LR, warmup=recipe.WARMUP, zoom=recipe.ZOOM, sizes_cfg=recipe.SIZES,
+                           parts=" and ".join(f"{r.get('train_frames', 6000) // 6} (demo-{r['family']})"
+                                              for r in results),
                            text_minutes=next((f"{r['text_stage_seconds'] / 60:.1f} min" for r in results
                                               if r["family"] == "siglip" and r.get("text_stage_seconds")), "-"))
+
+
+def _training_run(r: dict[str, Any]) -> str:
+    """'2507 steps of batch 120 on an NVIDIA H200 (demo-clip)': from the model's own training log."""
+    where = f"an {r['gpu']}" if r.get("gpu") else "2 CPU cores"
+    return f"{r['train_steps']} steps of batch {r.get('train_batch', 30)} on {where} (demo-{r['family']})"
 
 
 def _text_stage_bullet(results: list[dict[str, Any]]) -> str:
@@ -271,8 +279,8 @@ captions. This card is written by `python -m export.demo_models.evaluate`.
   service's tiles show), squashed to 224x224 with the runtime's own preprocessing. Every time
   a frame is drawn it gets a new random caption (templates x synonyms x material x shape x
   position x size); a byte-level BPE tokenizer is trained on those captions.
-- Training: `python -m export.demo_models.train` (fixed seeds), {steps} of batch {batch},
-  AdamW, lr {lr} with {warmup} warm-up steps and cosine decay, on 2 CPU cores. CLIP: symmetric
+- Training: `python -m export.demo_models.train` (fixed seeds), {steps},
+  AdamW, lr {lr} with {warmup} warm-up steps and cosine decay. CLIP: symmetric
   softmax contrastive loss; SigLIP: pairwise sigmoid loss with learnable temperature and bias
   (temperature initialised at 10; the bias at the log-odds of a same-label pair in these batches,
   log(1/5), not the SigLIP paper's -10: `export.finetune.init_logits`). Pairs of the same defect kind
@@ -413,11 +421,39 @@ naming moved. On the hold-out (the tables above, run after the decision): type t
 unchanged; the mixed line (text only, where the verdict is the text's) AUROC 0.545 -> 0.532 with 2x2 tiles and
 0.568 -> 0.603 with windows, false rejects 46.4 -> 76.3 %: near chance before and after.
 
+Why the good-part memory makes 12 moved copies of each good image (2026-12-04; was 6): on the tuning seeds (the
+five products above, 3x3 tiles + whole) escapes fell from 5.6 to 2.8 % for demo-clip (accuracy 90.0 -> 94.8 %,
+type top-1 88.5 -> 90.3 %) and from 17.2 to 14.7 % for demo-siglip; teaching the memory takes about twice as long.
+
+Why demo-clip was retrained on a GPU (2026-12-04): a lent NVIDIA H200 (15 minutes in all) trained four candidates
+side by side, 5 minutes each (`train.py --device cuda --budget-minutes 5 --parts 3000`, frames rendered once with
+`--cache`): batch 120 and batch 30 for each family, on 3000 parts instead of 1000. The training's own hold-out
+(seed 2000) for demo-clip at batch 120: AUROC 0.915 -> 0.963, defect-type top-1 0.80 -> 0.83. The rule, written
+before any candidate was measured: on the tuning seeds (the five products, memory defaults, and the mixed line's
+seed 5300, 100 frames, 2x2, text only) a candidate qualifies if, against the shipped model, mean AUROC falls by
+at most 0.005, type top-1 by at most 2 points, localisation by at most 2 points, false rejects and escapes rise by
+at most 1 point, and escapes fall by 2 points, or type top-1 rises by 3 points, or the mixed line's AUROC by 0.05;
+the qualifying one with the fewest escapes is kept. Measured once, not regenerated:
+
+| candidate | AUROC | accuracy | escapes | false rejects | type top-1 | localisation | mixed 5300: AUROC |
+|---|---|---|---|---|---|---|---|
+| demo-clip as before: 4000 steps x 30, 2 CPU cores | 0.988 | 94.8 % | 2.8 % | 2.8 % | 90.3 % | 100.0 % | 0.674 |
+| demo-clip, H200: 2507 steps x 120, 4.2 min (kept) | 0.994 | 95.6 % | 2.1 % | 1.4 % | 95.0 % | 99.3 % | 0.732 |
+| demo-clip, H200: 3344 steps x 30 | 0.992 | 95.6 % | 3.2 % | 0.9 % | 94.9 % | 98.9 % | 0.702 |
+| demo-siglip as before (the text stage included) | 0.960 | 88.8 % | 14.7 % | 1.4 % | 86.6 % | 87.9 % | 0.690 |
+| demo-siglip, H200: 2491 steps x 120 + text stage | 0.975 | 84.0 % | 12.6 % | 0.5 % | 80.9 % | 82.3 % | 0.708 |
+| demo-siglip, H200: 3155 steps x 30 + text stage | 0.961 | 85.0 % | 18.6 % | 0.9 % | 78.4 % | 78.7 % | 0.738 |
+
+Both demo-clip candidates qualified; demo-siglip's lost type top-1 and localisation (batch 120) or let more
+defects through (batch 30), so demo-siglip stays as it was. A second, 3-minute run (batch 240 and 120) reached
+lower training hold-out numbers on both families and was not measured further. The hold-out tables above were
+run after the decision.
+
 The targets were AUROC >= 0.95 (no product below 0.90), escapes <= 5 %, false rejects <= 3 %, localisation
 >= 0.90 and defect-type top-1 >= 0.85. The numbers above are what was reached, measured on the hold-out set;
-nothing was tuned on it, but keeping demo-clip's 4000-step and demo-siglip's log(1/5) weights was decided after
-seeing these tables (see above); demo-siglip's text stage was kept on the tuning seeds before the hold-out tables
-were run.
+nothing was tuned on it, but keeping demo-siglip's log(1/5) weights was decided after seeing these tables (see
+above); demo-siglip's text stage, the memory's 12 copies and demo-clip's GPU weights were kept on the tuning seeds
+before the hold-out tables were run.
 """
 
 

@@ -1,9 +1,10 @@
 """Train demo-clip and/or demo-siglip from a fixed seed: ``python -m export.demo_models.train``.
 
 Renders the simulated line once, trains a byte-level BPE tokenizer on generated captions,
-builds each model from its config and trains it with export.finetune. About an hour per model
-on 2 CPU cores (the card says how long each took). The result is committed, so that the demo and the
-tests never train.
+builds each model from its config and trains it with export.finetune. demo-siglip took about an
+hour on 2 CPU cores; demo-clip was trained on a GPU (recipe.DEVICE; on 2 CPU cores its recipe would
+take several hours). The card says how long each took. The result is committed, so that the demo and
+the tests never train.
 
 On a bigger machine: ``--device cuda`` trains on the GPU, ``--workers N`` renders with N processes,
 ``--cache DIR`` keeps the rendered frames for the next run (several runs side by side render once:
@@ -36,10 +37,10 @@ from export.sim_data import render_groups
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What a run may change of the recipe (recipe.py's values by default); the training log records them."""
+    """What a run may change of the recipe (recipe.py's values by default); the training log records them. The
+    part count is chosen where the frames are rendered (main), and the log records the frames."""
 
-    parts: int = recipe.TRAIN_PARTS
-    batch: int = recipe.BATCH
+    batch: int | None = None  # None: recipe.BATCH[family]
     steps: int | None = None  # None: recipe.STEPS[family]
     device: str = "cpu"
     budget_s: float | None = None  # the first stage's time budget (finetune.steps_within); steps is then the most
@@ -50,7 +51,7 @@ def pair_label(truth: SimTruth) -> str:
     return truth.defect
 
 
-def build_model(family: str, tokenizer: object, labels: list[str], batch: int = recipe.BATCH) -> torch.nn.Module:
+def build_model(family: str, tokenizer: object, labels: list[str], batch: int) -> torch.nn.Module:
     from transformers import CLIPModel, SiglipModel
 
     torch.manual_seed(recipe.SEED)
@@ -112,15 +113,16 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
     tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     data = _pairs(images, truths, masks)
-    model = build_model(family, tokenizer, data.labels, run.batch)
+    batch = run.batch or recipe.BATCH[family]
+    model = build_model(family, tokenizer, data.labels, batch)
     steps = run.steps or recipe.STEPS[family]
-    cfg = TrainConfig(steps=steps, batch=run.batch, lr=recipe.LR, warmup=recipe.WARMUP,
+    cfg = TrainConfig(steps=steps, batch=batch, lr=recipe.LR, warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT,
                       device=run.device, budget_s=run.budget_s)
     history, seconds = _fit(family, model, tokenizer, data, cfg, holdout, progress, "")
     out = _out(family, out_root)
     _save(out, family, model, tokenizer,
-          {"train_seconds": round(seconds, 1), "steps": int(history[-1]["step"]), "batch": run.batch,
+          {"train_seconds": round(seconds, 1), "steps": int(history[-1]["step"]), "batch": batch,
            "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": recipe.DENSE_WEIGHT,
            "zoom": list(recipe.ZOOM), "train_frames": len(images),
            **({"budget_s": run.budget_s} if run.budget_s is not None else {}), **_where(run), "history": history})
@@ -137,12 +139,13 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
     stage = recipe.TEXT_STAGE[family]
     ckpt = load_checkpoint(str(source))
     data = _pairs(images, truths)  # no masks: the patch tokens are frozen
-    cfg = TrainConfig(steps=int(stage["steps"]), batch=run.batch, lr=float(stage["lr"]), warmup=recipe.WARMUP,
+    batch = run.batch or recipe.BATCH[family]
+    cfg = TrainConfig(steps=int(stage["steps"]), batch=batch, lr=float(stage["lr"]), warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]),
                       device=run.device)
     history, seconds = _fit(family, ckpt.model, ckpt.tokenizer, data, cfg, holdout, None, " text stage")
     log = json.loads((source / "training_log.json").read_text())
-    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": run.batch,
+    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": batch,
                          "warmup": recipe.WARMUP, "dense_weight": 0.0, **_where(run), "history": history}
     _save(_out(family, out_root), family, ckpt.model, ckpt.tokenizer, log)
 
@@ -213,15 +216,16 @@ def main(argv: list[str] | None = None) -> int:
                         "with --first-stage-only)")
     stages.add_argument("--render-only", action="store_true", help="render the frames into --cache and stop")
     machine = parser.add_argument_group("a bigger machine")
-    machine.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:N")
+    machine.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:N (the recipe's "
+                         "models: " + ", ".join(f"demo-{f} on {d}" for f, d in recipe.DEVICE.items()) + ")")
     machine.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
     machine.add_argument("--cache", type=Path, help="keep the rendered frames here, and reuse them")
     machine.add_argument("--budget-minutes", type=float, help="the first stage's time budget; --steps (or the "
                          "recipe's) is then the most it runs")
-    machine.add_argument("--parts", type=int, default=recipe.TRAIN_PARTS,
-                         help=f"training parts, x6 frames (recipe: {recipe.TRAIN_PARTS})")
-    machine.add_argument("--batch", type=int, default=recipe.BATCH, help=f"batch (recipe: {recipe.BATCH}; a "
-                         "multiple of 6 keeps the counterfactual groups whole)")
+    machine.add_argument("--parts", type=int, help="training parts, x6 frames (recipe: " +
+                         ", ".join(f"{f} {n}" for f, n in recipe.TRAIN_PARTS.items()) + ")")
+    machine.add_argument("--batch", type=int, help="batch (recipe: " + ", ".join(f"{f} {n}" for f, n in
+                         recipe.BATCH.items()) + "; a multiple of 6 keeps the counterfactual groups whole)")
     machine.add_argument("--steps", type=int, help="first-stage steps (recipe: " +
                          ", ".join(f"{f} {n}" for f, n in recipe.STEPS.items()) + ")")
     args = parser.parse_args(argv)
@@ -239,12 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         _check_first_stage(parser, families[0], args.text_stage_from)
     if args.device != "cpu" and not args.render_only and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: this PyTorch sees no CUDA GPU; train with --device cpu.")
-    (images, truths, masks), holdout = render(args.parts, args.workers, args.cache)
+    rendered: dict[int, tuple] = {}
+    for parts in dict.fromkeys(args.parts or recipe.TRAIN_PARTS[f] for f in families):
+        rendered[parts] = render(parts, args.workers, args.cache)
     if args.render_only:
         return 0
-    run = RunSettings(parts=args.parts, batch=args.batch, steps=args.steps, device=args.device,
+    run = RunSettings(batch=args.batch, steps=args.steps, device=args.device,
                       budget_s=None if args.budget_minutes is None else 60 * args.budget_minutes)
     for family in families:
+        (images, truths, masks), holdout = rendered[args.parts or recipe.TRAIN_PARTS[family]]
         first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out,
                                                      run)
         if family in recipe.TEXT_STAGE and not args.first_stage_only:

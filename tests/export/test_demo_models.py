@@ -40,7 +40,9 @@ def test_weights_are_small_and_reproducible_from_the_repo(family: str) -> None:
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     assert 0 < size < 20e6
     log = json.loads((folder / "training_log.json").read_text())
-    assert log["steps"] == recipe.STEPS[family] and log["train_seconds"] < 2 * 3600  # retrainable on 2 cores
+    assert log["steps"] == recipe.STEPS[family] and log["batch"] == recipe.BATCH[family]
+    assert log["train_frames"] == 6 * recipe.TRAIN_PARTS[family] and log["train_seconds"] < 2 * 3600
+    assert log.get("device", "cpu") == recipe.DEVICE[family]  # logs from before --device were CPU runs
     stage = log.get("text_stage")  # the recipe's second stage, exactly as recipe.TEXT_STAGE says, or none
     assert (stage is None) == (family not in recipe.TEXT_STAGE)
     if stage is not None:
