@@ -208,15 +208,16 @@ def _lr_at(step: int, cfg: TrainConfig, steps: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def steps_within(cfg: TrainConfig, seconds_so_far: float, steps_so_far: int) -> int:
+def steps_within(cfg: TrainConfig, seconds_so_far: float, steps_so_far: int, eval_seconds: float = 0.0) -> int:
     """The run's step count under ``cfg.budget_s``, from the time per step measured so far (warm-up).
 
     The cosine schedule needs its length before it starts to decay, so a time budget is turned into steps once,
-    at the end of warm-up; 5 % of the rest is kept for the hold-out evaluations. Never more than ``cfg.steps``,
-    never fewer than the steps already taken plus one."""
+    at the end of warm-up; the speed leaves out the evaluations run so far (``eval_seconds``, counted in the time
+    spent), and 5 % of the rest is kept for those to come. Never more than ``cfg.steps``, never fewer than the
+    steps already taken plus one."""
     if cfg.budget_s is None:
         return cfg.steps
-    per_step = seconds_so_far / max(1, steps_so_far)
+    per_step = max(0.0, seconds_so_far - eval_seconds) / max(1, steps_so_far)
     more = int(0.95 * max(0.0, cfg.budget_s - seconds_so_far) / max(per_step, 1e-9))
     return max(steps_so_far + 1, min(cfg.steps, steps_so_far + more))
 
@@ -291,10 +292,10 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
     history, losses, start = [], [], time.perf_counter()
-    steps, step = cfg.steps, 0
+    steps, step, eval_seconds = cfg.steps, 0, 0.0
     while step < steps:
         if step == cfg.warmup and cfg.budget_s is not None:
-            steps = steps_within(cfg, time.perf_counter() - start, step)
+            steps = steps_within(cfg, time.perf_counter() - start, step, eval_seconds)
             log(json.dumps({"budget_s": cfg.budget_s, "steps": steps}))
         model.train()
         for group in opt.param_groups:
@@ -318,7 +319,9 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
             row = {"step": step, "loss": float(np.mean(losses[-cfg.eval_every:])),
                    "seconds": round(time.perf_counter() - start, 1)}
             if evaluate is not None:
+                t = time.perf_counter()
                 rep = evaluate()
+                eval_seconds += time.perf_counter() - t
                 row.update({k: float(v) for k, v in rep.items()  # the evaluator's numbers, whatever it measures
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
             history.append(row)

@@ -49,7 +49,9 @@ def _zoomed_view(frame: SimFrame, rng: np.random.Generator, zoom: tuple[float, f
 
 def _in_parallel(work: Callable[..., Any], params: SimParams, spec: ImageSpec, count: int, workers: int,
                  *extra: Any) -> tuple[np.ndarray, list[SimTruth], np.ndarray]:
-    """``work(params, spec, start, stop, *extra)`` over ``count`` items split between processes, joined."""
+    """``work(params, spec, start, stop, *extra)`` over ``count`` items split between processes, joined (never
+    more processes than items: an empty share would have nothing to stack)."""
+    workers = max(1, min(workers, count))
     bounds = np.linspace(params.start, params.start + count, workers + 1).astype(int)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         out = list(pool.map(work, [params] * workers, [spec] * workers, bounds[:-1].tolist(), bounds[1:].tolist(),

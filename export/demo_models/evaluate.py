@@ -233,6 +233,8 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                            mixed_seed=MIXED_SEED, dense=recipe.DENSE_WEIGHT,
                            templates="; ".join(f'"{t}"' for t in prompts.templates), prompts=prompt_lines,
                            steps=" and ".join(_training_run(r) for r in results),
+                           groups=" or ".join(dict.fromkeys(f"{r.get('train_batch', 30) // 6} (demo-{r['family']})"
+                                                            for r in results)),
                            text_stage=_text_stage_bullet(results),
                            lr=recipe.LR, warmup=recipe.WARMUP, zoom=recipe.ZOOM, sizes_cfg=recipe.SIZES,
                            parts=" and ".join(f"{r.get('train_frames', 6000) // 6} (demo-{r['family']})"
@@ -273,7 +275,7 @@ captions. This card is written by `python -m export.demo_models.evaluate`.
   small text tower, `CLIPModel` / `SiglipModel` from transformers, saved with `save_pretrained`.
 - Data: {parts} parts of `sim://line?seed=1000` (five materials, three shapes, lighting and
   pose varied; 10 % small, faint defects), each rendered six times: good, and once with each
-  defect (scratch, hole/dent, crack, stain/rust, missing component). A batch holds five such
+  defect (scratch, hole/dent, crack, stain/rust, missing component). A batch holds {groups} such
   counterfactual groups, so material, shape and lighting cannot tell its pairs apart: only the
   defect can. Each view is a random window zoomed {zoom} around the defect (the scales the
   service's tiles show), squashed to 224x224 with the runtime's own preprocessing. Every time

@@ -6,7 +6,8 @@ hour on 2 CPU cores; demo-clip was trained on a GPU (recipe.DEVICE; on 2 CPU cor
 take several hours). The card says how long each took. The result is committed, so that the demo and
 the tests never train.
 
-On a bigger machine: ``--device cuda`` trains on the GPU, ``--workers N`` renders with N processes,
+Each model trains where its recipe says (recipe.DEVICE: demo-clip on a GPU, refused in one line where
+PyTorch sees none; ``--device`` overrides it). On a bigger machine ``--workers N`` renders with N processes,
 ``--cache DIR`` keeps the rendered frames for the next run (several runs side by side render once:
 ``--render-only`` first), and ``--budget-minutes M`` sets each run's length from its measured speed.
 ``--parts`` and ``--batch`` change the recipe's data and batch for such a run; its log records them.
@@ -42,7 +43,7 @@ class RunSettings:
 
     batch: int | None = None  # None: recipe.BATCH[family]
     steps: int | None = None  # None: recipe.STEPS[family]
-    device: str = "cpu"
+    device: str = "cpu"  # main passes the recipe's (recipe.DEVICE) unless --device is given
     budget_s: float | None = None  # the first stage's time budget (finetune.steps_within); steps is then the most
 
 
@@ -115,7 +116,7 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
     data = _pairs(images, truths, masks)
     batch = run.batch or recipe.BATCH[family]
     model = build_model(family, tokenizer, data.labels, batch)
-    steps = run.steps or recipe.STEPS[family]
+    steps = run.steps or (recipe.STEPS[family] if run.budget_s is None else 10**9)  # a budget alone: its own length
     cfg = TrainConfig(steps=steps, batch=batch, lr=recipe.LR, warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT,
                       device=run.device, budget_s=run.budget_s)
@@ -165,10 +166,18 @@ def _check_first_stage(parser: argparse.ArgumentParser, family: str, folder: Pat
 
 
 def _render_key(parts: int) -> str:
-    """What the rendered frames depend on: the recipe's lines, the part count, the view and the zoom."""
+    """What the rendered frames depend on: the recipe's lines, the part count, the view and the zoom, and the code
+    that draws, cuts and resizes them (a change to the simulator renders anew)."""
+    import edge.preprocess
+    import edge.sim
+    import export.sim_data
+
     spec = recipe.image_spec("clip")
+    code = sorted(Path(edge.sim.__file__).parent.glob("*.py")) + [Path(export.sim_data.__file__),
+                                                                  Path(edge.preprocess.__file__)]
     what = [recipe.TRAIN.model_dump(mode="json"), parts, recipe.HOLDOUT.model_dump(mode="json"),
-            recipe.HOLDOUT_FRAMES, spec.model_dump(mode="json"), list(recipe.ZOOM)]
+            recipe.HOLDOUT_FRAMES, spec.model_dump(mode="json"), list(recipe.ZOOM),
+            [hashlib.sha256(f.read_bytes()).hexdigest() for f in code]]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -204,6 +213,22 @@ def render(parts: int, workers: int, cache: Path | None) -> tuple[tuple[np.ndarr
     return train_set, holdout[:2]
 
 
+def device_problem(device: str) -> str | None:
+    """Why training cannot run on ``device`` here (with the fix), or None: checked before the minutes of rendering."""
+    try:
+        where = torch.device(device)
+    except (RuntimeError, ValueError):
+        return "not a device; give cpu, cuda or cuda:N."
+    if where.type not in ("cpu", "cuda"):
+        return f"{where.type} is not supported for training here; give cpu, cuda or cuda:N."
+    if where.type == "cuda":
+        if not torch.cuda.is_available():
+            return "this PyTorch sees no CUDA GPU; train with --device cpu (slower)."
+        if where.index is not None and where.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; give cuda:0."
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=(*recipe.FAMILIES, "both"), default="both")
@@ -216,12 +241,12 @@ def main(argv: list[str] | None = None) -> int:
                         "with --first-stage-only)")
     stages.add_argument("--render-only", action="store_true", help="render the frames into --cache and stop")
     machine = parser.add_argument_group("a bigger machine")
-    machine.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:N (the recipe's "
-                         "models: " + ", ".join(f"demo-{f} on {d}" for f, d in recipe.DEVICE.items()) + ")")
+    machine.add_argument("--device", help="where to train: cpu, cuda, cuda:N (default: the recipe's, " +
+                         ", ".join(f"demo-{f} on {d}" for f, d in recipe.DEVICE.items()) + ")")
     machine.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
     machine.add_argument("--cache", type=Path, help="keep the rendered frames here, and reuse them")
-    machine.add_argument("--budget-minutes", type=float, help="the first stage's time budget; --steps (or the "
-                         "recipe's) is then the most it runs")
+    machine.add_argument("--budget-minutes", type=float, help="the first stage's time budget (its length comes from "
+                         "the speed measured in warm-up); with --steps, at most that many")
     machine.add_argument("--parts", type=int, help="training parts, x6 frames (recipe: " +
                          ", ".join(f"{f} {n}" for f, n in recipe.TRAIN_PARTS.items()) + ")")
     machine.add_argument("--batch", type=int, help="batch (recipe: " + ", ".join(f"{f} {n}" for f, n in
@@ -241,17 +266,21 @@ def main(argv: list[str] | None = None) -> int:
         if len(families) != 1:
             parser.error("--text-stage-from needs one --family.")
         _check_first_stage(parser, families[0], args.text_stage_from)
-    if args.device != "cpu" and not args.render_only and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: this PyTorch sees no CUDA GPU; train with --device cpu.")
-    rendered: dict[int, tuple] = {}
-    for parts in dict.fromkeys(args.parts or recipe.TRAIN_PARTS[f] for f in families):
-        rendered[parts] = render(parts, args.workers, args.cache)
+    devices = {f: args.device or recipe.DEVICE[f] for f in families}
+    if not args.render_only:
+        for family, device in devices.items():
+            problem = device_problem(device)
+            if problem:
+                whose = "" if args.device else f"demo-{family}'s recipe trains on {device} (recipe.DEVICE), but "
+                parser.error(f"--device {device}: {whose}{problem}")
     if args.render_only:
+        for parts in dict.fromkeys(args.parts or recipe.TRAIN_PARTS[f] for f in families):
+            render(parts, args.workers, args.cache)
         return 0
-    run = RunSettings(batch=args.batch, steps=args.steps, device=args.device,
-                      budget_s=None if args.budget_minutes is None else 60 * args.budget_minutes)
-    for family in families:
-        (images, truths, masks), holdout = rendered[args.parts or recipe.TRAIN_PARTS[family]]
+    budget = None if args.budget_minutes is None else 60 * args.budget_minutes
+    for family in families:  # rendered family by family: only one family's frames are held at a time
+        (images, truths, masks), holdout = render(args.parts or recipe.TRAIN_PARTS[family], args.workers, args.cache)
+        run = RunSettings(batch=args.batch, steps=args.steps, device=devices[family], budget_s=budget)
         first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out,
                                                      run)
         if family in recipe.TEXT_STAGE and not args.first_stage_only:

@@ -153,6 +153,9 @@ def test_rendered_frames_are_kept_and_reused(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(recipe, "HOLDOUT_FRAMES", 12)
     train.render(2, 1, tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
+    # not cached: the frames do not depend on how many processes drew them, nor fail with more processes than parts
+    (by_four, _, _), _ = train.render(2, 4, None)
+    assert np.array_equal(by_four, images)
 
 
 def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
@@ -165,8 +168,12 @@ def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
     cases = [(["--render-only"], "--render-only needs --cache"), (["--parts", "0"], "--parts 0"),
              (["--batch", "0"], "--batch 0"), (["--budget-minutes", "0"], "--budget-minutes 0"),
              (["--render-only", "--cache", str(tmp_path), "--first-stage-only"], "not allowed with")]
+    cases += [(["--device", "foo"], "not a device"), (["--device", "mps"], "not supported"),
+              (["--device", "cuda:99"], "--device cuda:99: ")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "sees no CUDA GPU"))
+        gpu_family = next(f for f, d in recipe.DEVICE.items() if d != "cpu")  # the recipe's own device, refused
+        cases.append(([], f"demo-{gpu_family}'s recipe trains on cuda (recipe.DEVICE)"))
     for argv, words in cases:
         with pytest.raises(SystemExit) as e:
             main(argv)

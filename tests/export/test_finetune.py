@@ -244,6 +244,8 @@ def test_a_time_budget_sets_the_run_length_at_the_end_of_warm_up() -> None:
     assert steps_within(TrainConfig(steps=20, warmup=10, budget_s=60.0), 10.0, 10) == 20
     assert steps_within(TrainConfig(steps=1000, warmup=10, budget_s=5.0), 10.0, 10) == 11
     assert steps_within(TrainConfig(steps=1000, warmup=10), 10.0, 10) == 1000  # no budget: the steps given
+    # 4 of the 10 s were an evaluation: the speed is 0.6 s a step, the 50 s left still count from 10 s
+    assert steps_within(cfg, seconds_so_far=10.0, steps_so_far=10, eval_seconds=4.0) == 10 + int(0.95 * 50 / 0.6)
 
 
 def _tiny_pairs(size: int, n: int = 6) -> PairData:
