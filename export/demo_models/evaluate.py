@@ -222,7 +222,9 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                        + format_confusion(np.array(r["onnx"]["tiled"]["confusion"]), r["onnx"]["tiled"]["labels"])
                        for r in results)
     sizes = "\n".join(f"| demo-{r['family']} | {r['params_m']} M | {r['weights_mb']} MB | "
-                      f"{r['train_seconds'] / 60:.1f} min" + (f" + {r['text_stage_seconds'] / 60:.1f} min text stage"
+                      f"{r['train_seconds'] / 60:.1f} min"
+                      + (f" on an {r['gpu']}" if r.get("gpu") else " on 2 CPU cores")
+                      + (f" + {r['text_stage_seconds'] / 60:.1f} min text stage"
                                                               if r.get("text_stage_seconds") else "") + " |"
                       for r in results)
     station = "\n\n".join(_lines_markdown(r) for r in results)
