@@ -201,6 +201,23 @@ def init_logits(model: Any, family: Family, labels: list[str], batch: int) -> No
             model.logit_scale.fill_(math.log(1 / 0.07))
 
 
+def device_problem(device: str) -> str | None:
+    """Why training cannot run on ``device`` here (with the fix), or None. :func:`train` refuses on it, and callers
+    that render or load data first check it before that work."""
+    try:
+        where = torch.device(device)
+    except (RuntimeError, ValueError):
+        return "not a device; give cpu, cuda or cuda:N."
+    if where.type not in ("cpu", "cuda"):
+        return f"{where.type} is not supported for training here; give cpu, cuda or cuda:N."
+    if where.type == "cuda":
+        if not torch.cuda.is_available():
+            return "this PyTorch sees no CUDA GPU; train with --device cpu (slower)."
+        if where.index is not None and where.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; give cuda:0."
+    return None
+
+
 def _lr_at(step: int, cfg: TrainConfig, steps: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -280,9 +297,10 @@ def train(model: Any, family: Family, tokenizer: Any, spec: ImageSpec, data: Pai
         torch.set_num_threads(cfg.threads)
     if cfg.budget_s is not None and cfg.warmup < 1:
         raise ConfigError("a time budget needs a warm-up of at least 1 step (its speed sets the run's length).")
+    problem = device_problem(cfg.device)
+    if problem:
+        raise ConfigError(f"--device {cfg.device}: {problem}")
     device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {cfg.device}: this PyTorch sees no CUDA GPU; train with --device cpu.")
     model.to(device)
     rng = np.random.default_rng(cfg.seed)
     context = int(model.config.text_config.max_position_embeddings)

@@ -26,7 +26,7 @@ HOLDOUT = SimParams(seed=2000, defect_rate=0.5, hard=0.1)
 HOLDOUT_FRAMES = 600
 STEPS = {"clip": 2507,  # the step count its 5-minute budget gave on the GPU (batch 120); the CPU run before: 4000 x 30
          "siglip": 3000}  # bias at the batch log-odds (finetune.init_logits): learns ~3x faster than from -10.
-DEVICE = {"clip": "cuda", "siglip": "cpu"}  # where each was trained (train.py's default --device is still cpu)
+DEVICE = {"clip": "cuda", "siglip": "cpu"}  # where each trains: train.py's default (--device overrides it)
 # 4500 siglip steps were tried (2026-12-03, 95 min): the training's own hold-out rose (type top-1 0.59 -> 0.61) but on
 # the tuning seeds escapes went 17.2 -> 27.0 % and type top-1 73.8 -> 72.3 % at the same AUROC: not kept (the card).
 # A second stage, from the first stage's weights: the text tower alone (image tower, temperature and bias frozen, so

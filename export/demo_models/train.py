@@ -1,6 +1,6 @@
 """Train demo-clip and/or demo-siglip from a fixed seed: ``python -m export.demo_models.train``.
 
-Renders the simulated line once, trains a byte-level BPE tokenizer on generated captions,
+Renders the simulated line (once per part count), trains a byte-level BPE tokenizer on generated captions,
 builds each model from its config and trains it with export.finetune. demo-siglip took about an
 hour on 2 CPU cores; demo-clip was trained on a GPU (recipe.DEVICE; on 2 CPU cores its recipe would
 take several hours). The card says how long each took. The result is committed, so that the demo and
@@ -32,7 +32,7 @@ from edge.sim import SimTruth
 from export.captions import DEMO_PROMPTS, caption_corpus, caption_for
 from export.checkpoint_build import model_config, preprocessor_config, save_checkpoint, train_tokenizer
 from export.demo_models import recipe
-from export.finetune import PairData, TrainConfig, init_logits, train, zero_shot_eval
+from export.finetune import PairData, TrainConfig, device_problem, init_logits, train, zero_shot_eval
 from export.sim_data import render_groups
 
 
@@ -211,22 +211,6 @@ def render(parts: int, workers: int, cache: Path | None) -> tuple[tuple[np.ndarr
         _save_frames(folder, "holdout", *holdout)
         (folder / "done").write_text(json.dumps({"parts": parts}) + "\n")
     return train_set, holdout[:2]
-
-
-def device_problem(device: str) -> str | None:
-    """Why training cannot run on ``device`` here (with the fix), or None: checked before the minutes of rendering."""
-    try:
-        where = torch.device(device)
-    except (RuntimeError, ValueError):
-        return "not a device; give cpu, cuda or cuda:N."
-    if where.type not in ("cpu", "cuda"):
-        return f"{where.type} is not supported for training here; give cpu, cuda or cuda:N."
-    if where.type == "cuda":
-        if not torch.cuda.is_available():
-            return "this PyTorch sees no CUDA GPU; train with --device cpu (slower)."
-        if where.index is not None and where.index >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; give cuda:0."
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
