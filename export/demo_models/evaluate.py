@@ -123,7 +123,8 @@ def evaluate_family(family: str, frames: list[np.ndarray], truth: list[str], pro
 
 
 LINE_FRAMES = 100  # per single-product line
-LINES_SEED, GOOD_SEED, MIXED_SEED = 4100, 4200, 4300  # never used in training or tuning
+LINES_SEED, GOOD_SEED, MIXED_SEED = 4100, 4200, 4300  # never used in training or tuning (tune.py: 5100, 5200, 5300)
+GOOD_PARTS = 16  # the memory's good parts on every line
 DEMO_LINE = ("steel-plate", (101, 102), 40, 900)  # ./run demo: product, camera seeds, frames each, good-part seed
 MEASURES = ("auroc", "accuracy", "escapes", "false_rejects", "type_top1", "localisation")
 
@@ -148,6 +149,41 @@ def station_measures(model: ZeroShotModel, samples: list[Any], good: list[np.nda
     return {k: m[k] for k in (*MEASURES, "frames", "uncertain", "located_of")}
 
 
+def product_line(model: ZeroShotModel, product: str, seeds: tuple[int, int], frames: int, folder: Path
+                 ) -> dict[str, Any]:
+    """One single-product line: ``frames`` frames of seed ``seeds[0]`` (half defective, 10 % hard), a memory of 16
+    good parts of seed ``seeds[1]``, through the station's path with the demo's tiles (card and tuning seeds)."""
+    from edge.evaluate import simulated
+    from edge.sim import LineSimulator
+
+    samples = simulated(f"sim://line?seed={seeds[0]}&product={product}&defect_rate=0.5&hard=0.1", frames)
+    good = [LineSimulator(seed=seeds[1], product=product, defect_rate=0.0).frame(i).image for i in range(GOOD_PARTS)]
+    view = CameraConfig(name="card", source="card", tiles=STATION_TILES)
+    return station_measures(model, samples, good, view, folder)
+
+
+def mixed_line(model: ZeroShotModel, seed: int, frames: int, folder: Path, windows: bool = False) -> dict[str, Any]:
+    """The mixed line (``product=random``), text only: 2x2 tiles + whole, with ``windows`` a 3x3 grid as well."""
+    from edge.evaluate import simulated
+
+    tiles = DEMO_TILES.model_copy(update={"windows": [3]}) if windows else DEMO_TILES
+    samples = simulated(f"sim://line?seed={seed}&product=random&defect_rate=0.5&hard=0.1", frames)
+    return station_measures(model, samples, None, CameraConfig(name="card", source="card", tiles=tiles), folder)
+
+
+def line_summary(name: str, m: dict[str, Any]) -> str:
+    return f"{name}: " + ", ".join(f"{k} {_fmt(m[k])}" for k in MEASURES)
+
+
+def mean_of(products: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """Each measure's mean over the products that have it (type top-1 and localisation need a detected defect)."""
+    out: dict[str, float | None] = {}
+    for k in MEASURES:
+        values = [v[k] for v in products.values() if v[k] is not None]
+        out[k] = float(np.mean(values)) if values else None
+    return out
+
+
 def evaluate_lines(bundle: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     """Single-product lines with 16 good parts, the mixed line with text only, and the demo's own line."""
     from edge.evaluate import simulated
@@ -155,28 +191,24 @@ def evaluate_lines(bundle: Path, progress: Callable[[str], None]) -> dict[str, A
     from edge.sim.products import CATALOGUE
 
     view = CameraConfig(name="card", source="card", tiles=STATION_TILES)
-    mixed_view = CameraConfig(name="card", source="card", tiles=DEMO_TILES)
-    windows = CameraConfig(name="card", source="card", tiles=DEMO_TILES.model_copy(update={"windows": [3]}))
     out: dict[str, Any] = {"products": {}}
     with tempfile.TemporaryDirectory() as tmp, ZeroShotModel(Bundle.open(bundle)) as model:
         root = Path(tmp)
         for product in CATALOGUE:
-            samples = simulated(f"sim://line?seed={LINES_SEED}&product={product}&defect_rate=0.5&hard=0.1",
-                                LINE_FRAMES)
-            good = [LineSimulator(seed=GOOD_SEED, product=product, defect_rate=0.0).frame(i).image for i in range(16)]
-            out["products"][product] = station_measures(model, samples, good, view, root / product)
-            progress(f"{product}: " + ", ".join(f"{k} {_fmt(out['products'][product][k])}" for k in MEASURES))
-        mixed = simulated(f"sim://line?seed={MIXED_SEED}&product=random&defect_rate=0.5&hard=0.1", 2 * LINE_FRAMES)
-        out["mixed"] = station_measures(model, mixed, None, mixed_view, root / "mixed")
-        out["mixed_windows"] = station_measures(model, mixed, None, windows, root / "mixed")
+            out["products"][product] = product_line(model, product, (LINES_SEED, GOOD_SEED), LINE_FRAMES,
+                                                    root / product)
+            progress(line_summary(product, out["products"][product]))
+        out["mixed"] = mixed_line(model, MIXED_SEED, 2 * LINE_FRAMES, root / "mixed")
+        out["mixed_windows"] = mixed_line(model, MIXED_SEED, 2 * LINE_FRAMES, root / "mixed", windows=True)
         product, seeds, frames, good_seed = DEMO_LINE
         demo = [s for seed in seeds for s in simulated(f"sim://line?seed={seed}&product={product}", frames)]
-        good = [LineSimulator(seed=good_seed, product=product, defect_rate=0.0).frame(i).image for i in range(16)]
+        good = [LineSimulator(seed=good_seed, product=product, defect_rate=0.0).frame(i).image
+                for i in range(GOOD_PARTS)]
         out["demo"] = station_measures(model, demo, good, view, root / "demo")
-        progress("mixed: " + ", ".join(f"{k} {_fmt(out['mixed'][k])}" for k in MEASURES))
-        progress("demo line: " + ", ".join(f"{k} {_fmt(out['demo'][k])}" for k in MEASURES))
+        progress(line_summary("mixed", out["mixed"]))
+        progress(line_summary("demo line", out["demo"]))
     values = list(out["products"].values())
-    out["mean"] = {k: float(np.mean([v[k] for v in values if v[k] is not None])) for k in MEASURES}
+    out["mean"] = mean_of(out["products"])
     out["worst"] = {k: float(min(v[k] for v in values if v[k] is not None)) for k in ("auroc", "accuracy")}
     return out
 

@@ -180,3 +180,31 @@ def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and words in err[-1], (argv, err)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_tuning_command_measures_a_line_and_refuses_bad_input(tmp_path: Path, demo_bundles: dict[str, Path],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The tuning seeds are a command, not a private script: one product line through the station's path (a few
+    frames), its table and JSON; a bundle that is not there, a frame count of 0 and an --out in a folder that does
+    not exist refused in one line, the last two before any measuring."""
+    from export.demo_models.tune import main
+
+    out = tmp_path / "tune.json"
+    assert main(["--bundle", str(demo_bundles["clip"]), "--product", "steel-plate", "--frames", "3",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"| {row} |" in printed for row in ("steel-plate", "mean of 1 products", "mixed line (text only)"))
+    r = json.loads(out.read_text())
+    assert r["products"]["steel-plate"]["frames"] == 3 and r["mixed"]["frames"] == 3
+    assert r["mean"]["accuracy"] == r["products"]["steel-plate"]["accuracy"]
+    assert r["seeds"] == {"lines": 5100, "good": 5200, "mixed": 5300} and r["name_window"] > 0
+
+    assert main(["--bundle", str(tmp_path / "nothing"), "--frames", "2"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing" in err[0], err
+    for argv, words in ((["--frames", "0"], "--frames 0: give a whole number of at least 1."),
+                        (["--out", str(tmp_path / "no" / "r.json")], "does not exist")):
+        with pytest.raises(SystemExit) as e:
+            main(["--bundle", str(demo_bundles["clip"]), *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and words in err[-1], err
