@@ -485,11 +485,50 @@ defects through (batch 30), so demo-siglip stays as it was. A second, 3-minute r
 lower training hold-out numbers on both families and was not measured further. The hold-out tables above were
 run after the decision.
 
+Why a defect is named from a window 1.5 times its box (2026-12-04; was twice). Measured on the tuning seeds (the
+five products above; `python -m export.demo_models.tune --bundle B` runs them, with the mixed line 5300, and writes
+JSON; it has no option for the window: the rows below had `edge.inspect.frames.NAME_WINDOW` set by hand). A first
+look with throwaway code, on the detected defects of the five products (the memory's boxes, each named from one
+crop; pooled over the products): windows 1.5, 2, 3, 4 times the box named 89.7, 86.0, 81.5, 81.9 % of
+demo-siglip's 243 right; averaging a mirrored crop or several windows did no better than one window. Then the rule,
+written before the next run: adopt a window of 1, 1.25 or 1.5 times the box if demo-siglip's type top-1 rises by at
+least 2 points and demo-clip's falls by at most 1, then measure it again through the station's path. That run:
+windows 1, 1.25, 1.5, 2 named 88.1, 87.7, 89.7, 86.0 % of demo-siglip's defects and 97.1, 97.1, 95.0, 95.0 % of
+demo-clip's 279 (3 and 4 not run for demo-clip). 1 and 1.5 qualified; 1.5 was taken because demo-siglip, whose
+hold-out type top-1 was short of the 85 % goal, gained most with it (that choice between the two was made after
+seeing both). Through the station's path, means of the five products; on lines with a memory every verdict
+measure stays as it was (the crop only names), while without one (the mixed line, text only) the crop also judges
+the frame again, so verdicts move there too:
+
+| naming window | type top-1: demo-clip | demo-siglip | mixed 5300 (acc. / false rej. / type): demo-clip | demo-siglip |
+|---|---|---|---|---|
+| twice the box (before) | 95.0 % | 86.6 % | 52.0 / 78.4 / 69.4 % | 44.0 / 62.7 / 56.8 % (escapes 10.2 %) |
+| 1.5 times the box (kept) | 95.0 % | 90.1 % | 54.0 / 74.5 / 69.4 % | 44.0 / 66.7 / 54.2 % (escapes 2.0 %) |
+
+What did not lower demo-siglip's escapes (2026-12-04, the same tuning seeds, means of the five products, measured
+once): its escapes sit at 0.4-0.9 of the memory's threshold, inside the good parts' own range, so no threshold rule
+helps (a lower one trades them for false rejects one for one), and the tower's features are the limit:
+
+| demo-siglip memory | AUROC | escapes | false rejects | type top-1 | localisation |
+|---|---|---|---|---|---|
+| patch tokens of layers 1, 2 (shipped) | 0.960 | 14.7 % | 1.4 % | 86.6 % | 87.9 % |
+| layers 2, 3 | 0.955 | 12.6 % | 3.3 % | 85.9 % | 91.0 % |
+| layers 1, 2, 3 | 0.956 | 13.0 % | 3.3 % | 83.9 % | 88.4 % |
+| layer 3 | 0.953 | 13.0 % | 2.8 % | 88.1 % | 90.1 % |
+| the last layer in the text space (`--patch-layers joint`) | 0.939 | 26.3 % | 1.9 % | 85.6 % | 92.2 % |
+| each position's distance over the good parts' own there (PaDiM-like) | 0.958 | 18.2 % | 0.9 % | 83.6 % | 84.1 % |
+| the same, square root of the scale | 0.958 | 15.4 % | 1.4 % | 87.0 % | 88.2 % |
+| the higher of the memory's ratio and the tiles' text margin (scaled) (*) | 0.952 | 12.3 % | 3.7 % | - | - |
+
+(The naming window of the time: twice the box. (*): the text margin in units of the good parts' own, a threshold
+from both; computed from the station's scores, not run through its path.) The tiles' text margin alone ranks
+demo-siglip's frames at AUROC 0.728 (demo-clip 0.877), too weak to add.
+
 The targets were AUROC >= 0.95 (no product below 0.90), escapes <= 5 %, false rejects <= 3 %, localisation
 >= 0.90 and defect-type top-1 >= 0.85. The numbers above are what was reached, measured on the hold-out set;
 nothing was tuned on it, but keeping demo-siglip's log(1/5) weights was decided after seeing these tables (see
-above); demo-siglip's text stage, the memory's 12 copies and demo-clip's GPU weights were kept on the tuning seeds
-before the hold-out tables were run.
+above); demo-siglip's text stage, the memory's 12 copies, demo-clip's GPU weights and the naming window were kept on
+the tuning seeds before the hold-out tables were run.
 """
 
 
