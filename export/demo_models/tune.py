@@ -1,8 +1,8 @@
 """The tuning seeds: ``python -m export.demo_models.tune --bundle B [--product NAME ...] [--frames N] [--out F.json]``.
 
-The seeds on which the demo's choices are made (a retrained model, the memory's copies, the naming window), apart
-from the card's (``evaluate.LINES_SEED``...), which are run only once a choice is made; where the card's paragraphs
-say a choice came after its tables, it was not made this way. By default five products of the catalogue, 100 frames
+The seeds on which the demo's recent choices were measured (a retrained model, the memory's copies, the naming
+window), apart from the card's (``evaluate.LINES_SEED``...), which are run once a choice is made; the card says
+which choices were made after seeing its own tables, and which rule decided each. By default five products, 100 frames
 each of ``sim://line?seed=5100&product=NAME&defect_rate=0.5&hard=0.1`` with a memory of 16 good parts of seed 5200,
 through the station's own path (3x3 tiles + whole, the memory, two-stage naming), and the mixed line (100 frames
 of seed 5300, 2x2 tiles + whole, text only). Prints a table (progress on stderr) and writes JSON; about 4 minutes a
@@ -63,12 +63,13 @@ def _cell(m: dict[str, Any], key: str) -> str:
 
 def table(r: dict[str, Any]) -> str:
     """The measures as a markdown table: a row per product, their mean, the mixed line."""
-    keys = ("auroc", "accuracy", "escapes", "false_rejects", "type_top1", "localisation")
+    from export.demo_models.evaluate import MEASURES
+
     rows = [*r["products"].items(), (f"mean of {len(r['products'])} products", r["mean"]),
             ("mixed line (text only)", r["mixed"])]
     lines = ["| line | AUROC | accuracy | escapes | false rejects | type top-1 | localisation |",
              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {name} | " + " | ".join(_cell(m, k) for k in keys) + " |" for name, m in rows]
+    lines += [f"| {name} | " + " | ".join(_cell(m, k) for k in MEASURES) + " |" for name, m in rows]
     return "\n".join(lines)
 
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--frames {args.frames}: give a whole number of at least 1.")
     if args.out is not None and not args.out.parent.is_dir():
         parser.error(f"--out {args.out}: its folder {args.out.parent} does not exist; create it or pick another.")
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"--out {args.out}: is a folder; give a file name, e.g. {args.out / 'tune.json'}.")
     t = time.perf_counter()
     try:
         r = tuning_measures(args.bundle, args.product or PRODUCTS, args.frames)

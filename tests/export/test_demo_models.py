@@ -185,8 +185,8 @@ def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
 def test_the_tuning_command_measures_a_line_and_refuses_bad_input(tmp_path: Path, demo_bundles: dict[str, Path],
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """The tuning seeds are a command, not a private script: one product line through the station's path (a few
-    frames), its table and JSON; a bundle that is not there, a frame count of 0 and an --out in a folder that does
-    not exist refused in one line, the last two before any measuring."""
+    frames), its table and JSON; a bundle that is not there, a frame count of 0 and an --out that cannot be written
+    (its folder missing, or a folder itself) refused in one line, the last three before any measuring."""
     from export.demo_models.tune import main
 
     out = tmp_path / "tune.json"
@@ -203,7 +203,8 @@ def test_the_tuning_command_measures_a_line_and_refuses_bad_input(tmp_path: Path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing" in err[0], err
     for argv, words in ((["--frames", "0"], "--frames 0: give a whole number of at least 1."),
-                        (["--out", str(tmp_path / "no" / "r.json")], "does not exist")):
+                        (["--out", str(tmp_path / "no" / "r.json")], "does not exist"),
+                        (["--out", str(tmp_path)], "is a folder; give a file name")):
         with pytest.raises(SystemExit) as e:
             main(["--bundle", str(demo_bundles["clip"]), *argv])
         err = capsys.readouterr().err.strip().splitlines()

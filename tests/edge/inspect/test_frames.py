@@ -1,4 +1,4 @@
-"""The zoomed crop that names a defect (two stages): its size, its limits, and that it stays inside the frame."""
+"""edge.inspect.frames: the zoomed crop that names a defect (two stages): its size, its limits, inside the frame."""
 
 from __future__ import annotations
 
