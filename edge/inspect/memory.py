@@ -33,24 +33,28 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from edge.prompts import MemorySettings
 from edge.scoring import l2_normalize
 
 Box = tuple[int, int, int, int]
 TAIL_SD = 3.5  # the threshold is at least the good parts' mean + this many standard deviations (see set_thresholds)
 
 
+_DEFAULTS = MemorySettings()  # the prompt set's ``memory:`` defaults (edge.prompts says why each): one place
+
+
 @dataclass(frozen=True)
 class MemoryParams:
-    """How a memory is built (the prompt set's ``memory:`` section, or defaults)."""
+    """How a memory is built (the prompt set's ``memory:`` section, or its defaults)."""
 
-    augment: int = 12  # moved copies per good image (6 -> 12: escapes 5.6 -> 2.8 % for demo-clip, tuning seeds)
-    max_angle: float = 3.0  # degrees, the line's own pose variation
-    max_shift: float = 0.015  # of the frame side
-    radius: int | None = 1  # positions searched around a patch's own; None: everywhere
-    neighbourhood: int = 1  # 1: each token alone; 3: averaged with its 3x3 neighbours (PatchCore)
-    dim: int | None = 64  # PCA dimensions; None: the tokens' own width
-    max_patches: int = 16384  # per tile of the view
-    margin: float = 1.0  # threshold = max(worst leave-one-out frame score, their mean + 3.5 sd) x margin
+    augment: int = _DEFAULTS.augment  # moved copies per good image
+    max_angle: float = _DEFAULTS.max_angle  # degrees, the line's own pose variation
+    max_shift: float = _DEFAULTS.max_shift  # of the frame side
+    radius: int | None = _DEFAULTS.radius  # positions searched around a patch's own; None: everywhere
+    neighbourhood: int = _DEFAULTS.neighbourhood  # 1: each token alone; 3: averaged with its 3x3 neighbours
+    dim: int | None = _DEFAULTS.dim  # PCA dimensions; None: the tokens' own width
+    max_patches: int = _DEFAULTS.max_patches  # per tile of the view
+    margin: float = _DEFAULTS.margin  # threshold = max(worst leave-one-out frame score, mean + 3.5 sd) x margin
     seed: int = 0
 
     def key(self) -> str:

@@ -216,11 +216,20 @@ def evaluate_lines(bundle: Path, progress: Callable[[str], None]) -> dict[str, A
 
 
 def _fmt(x: object) -> str:
-    return f"{x:.3f}" if isinstance(x, float) else str(x)
+    if isinstance(x, float):
+        return "-" if math.isnan(x) else f"{x:.3f}"
+    return str(x)
 
 
 def _pct(x: object) -> str:
-    return f"{100 * x:.1f} %" if isinstance(x, float) else "-"
+    return f"{100 * x:.1f} %" if isinstance(x, float) and not math.isnan(x) else "-"
+
+
+def measures_row(name: str, m: dict[str, Any], good: str | None = None) -> str:
+    """One line's measures as a markdown row (the card's and ``tune``'s tables); ``good``: its good-parts cell."""
+    cells = [name, *([good] if good is not None else []), _fmt(m["auroc"]),
+             *(_pct(m[k]) for k in ("accuracy", "escapes", "false_rejects", "type_top1", "localisation"))]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _lines_markdown(r: dict[str, Any]) -> str:
@@ -228,17 +237,12 @@ def _lines_markdown(r: dict[str, Any]) -> str:
             "of the text's defect score without):", "",
             "| line | good parts | AUROC | verdict accuracy | escapes | false rejects | type top-1 | localisation |",
             "|---|---|---|---|---|---|---|---|"]
-
-    def row(name: str, m: dict[str, Any], good: str) -> str:
-        return (f"| {name} | {good} | {_fmt(m['auroc'])} | {_pct(m['accuracy'])} | {_pct(m['escapes'])} | "
-                f"{_pct(m['false_rejects'])} | {_pct(m['type_top1'])} | {_pct(m['localisation'])} |")
-
     lines = r["lines"]
-    rows += [row(p, m, "16") for p, m in lines["products"].items()]
-    rows.append(row(f"**mean of {len(lines['products'])} products**", lines["mean"], "16"))
-    rows.append(row("mixed line (`product=random`), tiles 2x2", lines["mixed"], "none"))
-    rows.append(row("mixed line, tiles 2x2 + 3x3 windows", lines["mixed_windows"], "none"))
-    rows.append(row("`./run demo`'s line (steel-plate, 2 cameras)", lines["demo"], "16"))
+    rows += [measures_row(p, m, "16") for p, m in lines["products"].items()]
+    rows.append(measures_row(f"**mean of {len(lines['products'])} products**", lines["mean"], "16"))
+    rows.append(measures_row("mixed line (`product=random`), tiles 2x2", lines["mixed"], "none"))
+    rows.append(measures_row("mixed line, tiles 2x2 + 3x3 windows", lines["mixed_windows"], "none"))
+    rows.append(measures_row("`./run demo`'s line (steel-plate, 2 cameras)", lines["demo"], "16"))
     return "\n".join(rows)
 
 

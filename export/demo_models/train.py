@@ -41,7 +41,7 @@ class RunSettings:
     """What a run may change of the recipe (recipe.py's values by default); the training log records them. The
     part count is chosen where the frames are rendered (main), and the log records the frames."""
 
-    batch: int | None = None  # None: recipe.BATCH[family]
+    batch: int  # main passes the recipe's (recipe.BATCH) unless --batch is given
     steps: int | None = None  # None: recipe.STEPS[family]
     device: str = "cpu"  # main passes the recipe's (recipe.DEVICE) unless --device is given
     budget_s: float | None = None  # the first stage's time budget (finetune.steps_within); steps is then the most
@@ -109,21 +109,20 @@ def _where(run: RunSettings) -> dict[str, object]:
 
 
 def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarray, holdout: tuple,
-                 progress: Path | None, out_root: Path | None = None, run: RunSettings = RunSettings()) -> Path:
+                 progress: Path | None, out_root: Path | None, run: RunSettings) -> Path:
     """The first stage: both towers from random weights. Returns the folder written."""
     tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     data = _pairs(images, truths, masks)
-    batch = run.batch or recipe.BATCH[family]
-    model = build_model(family, tokenizer, data.labels, batch)
+    model = build_model(family, tokenizer, data.labels, run.batch)
     steps = run.steps or (recipe.STEPS[family] if run.budget_s is None else 10**9)  # a budget alone: its own length
-    cfg = TrainConfig(steps=steps, batch=batch, lr=recipe.LR, warmup=recipe.WARMUP,
+    cfg = TrainConfig(steps=steps, batch=run.batch, lr=recipe.LR, warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT,
                       device=run.device, budget_s=run.budget_s)
     history, seconds = _fit(family, model, tokenizer, data, cfg, holdout, progress, "")
     out = _out(family, out_root)
     _save(out, family, model, tokenizer,
-          {"train_seconds": round(seconds, 1), "steps": int(history[-1]["step"]), "batch": batch,
+          {"train_seconds": round(seconds, 1), "steps": int(history[-1]["step"]), "batch": run.batch,
            "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": recipe.DENSE_WEIGHT,
            "zoom": list(recipe.ZOOM), "train_frames": len(images),
            **({"budget_s": run.budget_s} if run.budget_s is not None else {}), **_where(run), "history": history})
@@ -131,7 +130,7 @@ def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarra
 
 
 def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, source: Path,
-               out_root: Path | None = None, run: RunSettings = RunSettings()) -> None:
+               out_root: Path | None, run: RunSettings) -> None:
     """The second stage (recipe.TEXT_STAGE) on the first stage's weights in ``source``: the text tower alone
     (finetune's text_only), with caption noise and without the patch objective (the patch tokens are frozen).
     Its log is added to the first stage's as ``text_stage``; it is short, so it saves no --progress checkpoints."""
@@ -140,13 +139,12 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
     stage = recipe.TEXT_STAGE[family]
     ckpt = load_checkpoint(str(source))
     data = _pairs(images, truths)  # no masks: the patch tokens are frozen
-    batch = run.batch or recipe.BATCH[family]
-    cfg = TrainConfig(steps=int(stage["steps"]), batch=batch, lr=float(stage["lr"]), warmup=recipe.WARMUP,
+    cfg = TrainConfig(steps=int(stage["steps"]), batch=run.batch, lr=float(stage["lr"]), warmup=recipe.WARMUP,
                       seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]),
                       device=run.device)
     history, seconds = _fit(family, ckpt.model, ckpt.tokenizer, data, cfg, holdout, None, " text stage")
     log = json.loads((source / "training_log.json").read_text())
-    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": batch,
+    log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": run.batch,
                          "warmup": recipe.WARMUP, "dense_weight": 0.0, **_where(run), "history": history}
     _save(_out(family, out_root), family, ckpt.model, ckpt.tokenizer, log)
 
@@ -264,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = None if args.budget_minutes is None else 60 * args.budget_minutes
     for family in families:  # rendered family by family: only one family's frames are held at a time
         (images, truths, masks), holdout = render(args.parts or recipe.TRAIN_PARTS[family], args.workers, args.cache)
-        run = RunSettings(batch=args.batch, steps=args.steps, device=devices[family], budget_s=budget)
+        run = RunSettings(batch=args.batch or recipe.BATCH[family], steps=args.steps, device=devices[family],
+                          budget_s=budget)
         first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out,
                                                      run)
         if family in recipe.TEXT_STAGE and not args.first_stage_only:

@@ -54,23 +54,14 @@ def tuning_measures(bundle: Path, products: Sequence[str] = PRODUCTS, frames: in
     return out
 
 
-def _cell(m: dict[str, Any], key: str) -> str:
-    v = m[key]
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.3f}" if key == "auroc" else f"{100 * v:.1f} %"
-
-
 def table(r: dict[str, Any]) -> str:
     """The measures as a markdown table: a row per product, their mean, the mixed line."""
-    from export.demo_models.evaluate import MEASURES
+    from export.demo_models.evaluate import measures_row
 
     rows = [*r["products"].items(), (f"mean of {len(r['products'])} products", r["mean"]),
             ("mixed line (text only)", r["mixed"])]
-    lines = ["| line | AUROC | accuracy | escapes | false rejects | type top-1 | localisation |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {name} | " + " | ".join(_cell(m, k) for k in MEASURES) + " |" for name, m in rows]
-    return "\n".join(lines)
+    return "\n".join(["| line | AUROC | accuracy | escapes | false rejects | type top-1 | localisation |",
+                      "|---|---|---|---|---|---|---|", *(measures_row(name, m) for name, m in rows)])
 
 
 def _no_nan(x: Any) -> Any:
