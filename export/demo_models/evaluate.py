@@ -535,6 +535,26 @@ the tower's features appear to be the limit (only the memory and its threshold w
 from both; computed from the station's scores, not run through its path.) The tiles' text margin alone ranks
 demo-siglip's frames at AUROC 0.728 (demo-clip 0.877), too weak to add.
 
+Nor did these, measured later (2026-12-04, the same seeds and rule, each rule written before its run; the naming
+window now 1.5 times the box, so type top-1 compares with 90.1 %): a finer grid of tiles, other patch layers, other
+memory settings, and two retrains on 2 CPU cores. With about 285 defective frames on the five lines, an escape rate
+near 15 % has a standard error of about 2 points: the rule's 3 points ask for more than noise, but not much more:
+
+| demo-siglip | AUROC | escapes | false rejects | type top-1 | localisation |
+|---|---|---|---|---|---|
+| as shipped (layers 1, 2; 3x3 tiles + whole; memory defaults) | 0.960 | 14.7 % | 1.4 % | 90.1 % | 87.9 % |
+| 4x4 tiles + whole (17 crops a frame, not 10) | 0.956 | 19.3 % | 0.5 % | 89.5 % | 94.8 % |
+| layers 0, 1 (0: the patch embedding, before any block) | 0.965 | 15.8 % | 0.5 % | 90.0 % | 94.0 % |
+| layers 0, 1, 2 | 0.963 | 14.0 % | 1.4 % | 90.7 % | 92.8 % |
+| memory `dim: 128` (PCA; default 64) | 0.960 | 14.4 % | 1.4 % | 89.4 % | 88.9 % |
+| memory `dim: null` (all 384 dimensions) | 0.957 | 14.4 % | 1.4 % | 89.1 % | 90.4 % |
+| memory `neighbourhood: 3` (4 of the 5 products, then stopped) | 0.925 | 32.0 % | 0.6 % | - | - |
+| retrained, patch objective's weight 1.0 (not 0.5), both stages, 47 min | 0.964 | 22.5 % | 0.5 % | 80.6 % | 88.0 % |
+
+A finer grid or more dimensions move boxes and names more than escapes; the retrain with a stronger patch objective
+let more defects through (its mixed line: 0.628, shipped 0.690). Every row keeps demo-siglip's false rejects at or
+below 1.4 % while 14-32 % of defects pass: its good parts' scores spread as far as the faint scratches and stains.
+
 The targets were AUROC >= 0.95 (no product below 0.90), escapes <= 5 %, false rejects <= 3 %, localisation
 >= 0.90 and defect-type top-1 >= 0.85. The numbers above are what was reached, measured on the hold-out set;
 nothing was tuned on it, but keeping demo-siglip's log(1/5) weights was decided after seeing these tables (see
