@@ -117,6 +117,7 @@ def evaluate_family(family: str, frames: list[np.ndarray], truth: list[str], pro
     return {"family": family, "pytorch": torch_rep, "onnx": onnx_rep, "top1_agreement": agreement,
             "lines": lines, "train_seconds": log["train_seconds"], "train_steps": log["steps"],
             "train_batch": log["batch"], "train_frames": log["train_frames"], "gpu": log.get("gpu"),
+            "train_dense_weight": log["dense_weight"],
             "text_stage_seconds": log.get("text_stage", {}).get("train_seconds"),
             "text_stage_steps": log.get("text_stage", {}).get("steps"),
             "weights_mb": round(weights / 1e6, 2),
@@ -270,7 +271,7 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                              for c in prompts.categories)
     return TEMPLATE.format(frames=frames, table="\n".join(rows), confusion=conf, sizes=sizes, agree=agree,
                            station=station, line_frames=LINE_FRAMES, lines_seed=LINES_SEED, good_seed=GOOD_SEED,
-                           mixed_seed=MIXED_SEED, dense=recipe.DENSE_WEIGHT,
+                           mixed_seed=MIXED_SEED, dense=_per_model(results, "train_dense_weight", recipe.DENSE_WEIGHT),
                            templates="; ".join(f'"{t}"' for t in prompts.templates), prompts=prompt_lines,
                            steps=" and ".join(_training_run(r) for r in results),
                            groups=" or ".join(dict.fromkeys(f"{r.get('train_batch', 30) // 6} (demo-{r['family']})"
@@ -281,6 +282,15 @@ def card_markdown(results: list[dict[str, Any]], frames: int, prompts: PromptSet
                                               for r in results),
                            text_minutes=next((f"{r['text_stage_seconds'] / 60:.1f} min" for r in results
                                               if r["family"] == "siglip" and r.get("text_stage_seconds")), "-"))
+
+
+def _per_model(results: list[dict[str, Any]], key: str, default: object) -> str:
+    """One value if every model's run had it ('0.5'), else each model's ('0.5 (demo-clip) and 1.0 (demo-siglip)');
+    ``default`` for a card written before its runs' logs were read for ``key``."""
+    values = {r["family"]: r.get(key, default) for r in results}
+    if len(set(map(str, values.values()))) == 1:
+        return str(next(iter(values.values())))
+    return " and ".join(f"{v} (demo-{f})" for f, v in values.items())
 
 
 def _training_run(r: dict[str, Any]) -> str:

@@ -10,7 +10,8 @@ Each model trains where its recipe says (recipe.DEVICE: demo-clip on a GPU, refu
 PyTorch sees none; ``--device`` overrides it). On a bigger machine ``--workers N`` renders with N processes,
 ``--cache DIR`` keeps the rendered frames for the next run (several runs side by side render once:
 ``--render-only`` first), and ``--budget-minutes M`` sets each run's length from its measured speed.
-``--parts`` and ``--batch`` change the recipe's data and batch for such a run; its log records them.
+``--parts``, ``--batch``, ``--seed`` and ``--dense-weight`` change the recipe's data, batch, random seed and patch
+objective for such a run (candidates side by side); its log records them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class RunSettings:
     steps: int | None = None  # None: recipe.STEPS[family]
     device: str = "cpu"  # main passes the recipe's (recipe.DEVICE) unless --device is given
     budget_s: float | None = None  # the first stage's time budget (finetune.steps_within); steps is then the most
+    seed: int = recipe.SEED  # weights' initialisation, batch order, captions and the tokenizer's corpus
+    dense_weight: float = recipe.DENSE_WEIGHT  # the first stage's patch objective
 
 
 def pair_label(truth: SimTruth) -> str:
@@ -52,10 +55,10 @@ def pair_label(truth: SimTruth) -> str:
     return truth.defect
 
 
-def build_model(family: str, tokenizer: object, labels: list[str], batch: int) -> torch.nn.Module:
+def build_model(family: str, tokenizer: object, labels: list[str], batch: int, seed: int) -> torch.nn.Module:
     from transformers import CLIPModel, SiglipModel
 
-    torch.manual_seed(recipe.SEED)
+    torch.manual_seed(seed)
     cfg = model_config(family, recipe.SIZES, tokenizer)  # type: ignore[arg-type]
     model = (CLIPModel if family == "clip" else SiglipModel)(cfg)
     init_logits(model, family, labels, batch)  # type: ignore[arg-type]
@@ -111,19 +114,19 @@ def _where(run: RunSettings) -> dict[str, object]:
 def train_family(family: str, images: np.ndarray, truths: list, masks: np.ndarray, holdout: tuple,
                  progress: Path | None, out_root: Path | None, run: RunSettings) -> Path:
     """The first stage: both towers from random weights. Returns the folder written."""
-    tokenizer = train_tokenizer(caption_corpus(truths, 4, recipe.SEED), family,  # type: ignore[arg-type]
+    tokenizer = train_tokenizer(caption_corpus(truths, 4, run.seed), family,  # type: ignore[arg-type]
                                 recipe.SIZES.vocab_size, recipe.SIZES.context_length)
     data = _pairs(images, truths, masks)
-    model = build_model(family, tokenizer, data.labels, run.batch)
+    model = build_model(family, tokenizer, data.labels, run.batch, run.seed)
     steps = run.steps or (recipe.STEPS[family] if run.budget_s is None else 10**9)  # a budget alone: its own length
     cfg = TrainConfig(steps=steps, batch=run.batch, lr=recipe.LR, warmup=recipe.WARMUP,
-                      seed=recipe.SEED, eval_every=100, threads=2, dense_weight=recipe.DENSE_WEIGHT,
+                      seed=run.seed, eval_every=100, threads=2, dense_weight=run.dense_weight,
                       device=run.device, budget_s=run.budget_s)
     history, seconds = _fit(family, model, tokenizer, data, cfg, holdout, progress, "")
     out = _out(family, out_root)
     _save(out, family, model, tokenizer,
           {"train_seconds": round(seconds, 1), "steps": int(history[-1]["step"]), "batch": run.batch,
-           "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": recipe.DENSE_WEIGHT,
+           "lr": recipe.LR, "warmup": recipe.WARMUP, "dense_weight": run.dense_weight, "seed": run.seed,
            "zoom": list(recipe.ZOOM), "train_frames": len(images),
            **({"budget_s": run.budget_s} if run.budget_s is not None else {}), **_where(run), "history": history})
     return out
@@ -140,12 +143,13 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
     ckpt = load_checkpoint(str(source))
     data = _pairs(images, truths)  # no masks: the patch tokens are frozen
     cfg = TrainConfig(steps=int(stage["steps"]), batch=run.batch, lr=float(stage["lr"]), warmup=recipe.WARMUP,
-                      seed=recipe.SEED, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]),
+                      seed=run.seed, eval_every=100, threads=2, text_only=True, text_noise=float(stage["noise"]),
                       device=run.device)
     history, seconds = _fit(family, ckpt.model, ckpt.tokenizer, data, cfg, holdout, None, " text stage")
     log = json.loads((source / "training_log.json").read_text())
     log["text_stage"] = {"train_seconds": round(seconds, 1), **stage, "batch": run.batch,
-                         "warmup": recipe.WARMUP, "dense_weight": 0.0, **_where(run), "history": history}
+                         "warmup": recipe.WARMUP, "dense_weight": 0.0, "seed": run.seed, **_where(run),
+                         "history": history}
     _save(_out(family, out_root), family, ckpt.model, ckpt.tokenizer, log)
 
 
@@ -235,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
                          recipe.BATCH.items()) + "; a multiple of 6 keeps the counterfactual groups whole)")
     machine.add_argument("--steps", type=int, help="first-stage steps (recipe: " +
                          ", ".join(f"{f} {n}" for f, n in recipe.STEPS.items()) + ")")
+    machine.add_argument("--seed", type=int, default=recipe.SEED, help="random seed of the weights, batches, captions "
+                         "and tokenizer (recipe: %(default)s; the frames are the recipe's whatever the seed)")
+    machine.add_argument("--dense-weight", type=float, default=recipe.DENSE_WEIGHT,
+                         help="the first stage's patch objective (recipe: %(default)s; 0: none)")
     args = parser.parse_args(argv)
     families = recipe.FAMILIES if args.family == "both" else (args.family,)
     if args.render_only and args.cache is None:
@@ -242,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("workers", "parts", "batch", "steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)}: give a whole number of at least 1.")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: give a whole number of at least 0.")
+    if not args.dense_weight >= 0:  # also NaN
+        parser.error(f"--dense-weight {args.dense_weight}: give a number of at least 0 (0: no patch objective).")
     if args.budget_minutes is not None and args.budget_minutes <= 0:
         parser.error(f"--budget-minutes {args.budget_minutes}: give a positive number of minutes.")
     if args.text_stage_from is not None:
@@ -263,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for family in families:  # rendered family by family: only one family's frames are held at a time
         (images, truths, masks), holdout = render(args.parts or recipe.TRAIN_PARTS[family], args.workers, args.cache)
         run = RunSettings(batch=args.batch or recipe.BATCH[family], steps=args.steps, device=devices[family],
-                          budget_s=budget)
+                          budget_s=budget, seed=args.seed, dense_weight=args.dense_weight)
         first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out,
                                                      run)
         if family in recipe.TEXT_STAGE and not args.first_stage_only:

@@ -158,6 +158,31 @@ def test_rendered_frames_are_kept_and_reused(tmp_path: Path, monkeypatch: pytest
     assert np.array_equal(by_four, images)
 
 
+def test_a_run_s_seed_and_patch_objective_reach_the_weights_and_the_log(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--seed and --dense-weight (candidates side by side): the log records them, the same seed gives the same
+    weights, another seed other weights. Two steps on two rendered parts, so it says nothing of quality."""
+    from safetensors.numpy import load_file
+
+    from export.demo_models import train
+
+    monkeypatch.setattr(recipe, "HOLDOUT_FRAMES", 6)
+    (images, truths, masks), holdout = train.render(2, 1, None)
+
+    def run(seed: int, dense: float, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        settings = train.RunSettings(batch=6, steps=2, seed=seed, dense_weight=dense)
+        folder = train.train_family("siglip", images, truths, masks, holdout, None, tmp_path / name, settings)
+        return json.loads((folder / "training_log.json").read_text()), load_file(folder / "model.safetensors")
+
+    log, weights = run(3, 0.25, "a")
+    assert (log["seed"], log["dense_weight"], log["steps"], log["batch"]) == (3, 0.25, 2, 6)
+    _, same = run(3, 0.25, "b")
+    _, other = run(4, 0.25, "c")
+    assert weights.keys() == same.keys() == other.keys()
+    assert all(np.array_equal(weights[k], same[k]) for k in weights)
+    assert not all(np.array_equal(weights[k], other[k]) for k in weights)
+
+
 def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """Checked before the minutes of rendering, each in one line."""
@@ -167,7 +192,10 @@ def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
 
     cases = [(["--render-only"], "--render-only needs --cache"), (["--parts", "0"], "--parts 0"),
              (["--batch", "0"], "--batch 0"), (["--budget-minutes", "0"], "--budget-minutes 0"),
-             (["--render-only", "--cache", str(tmp_path), "--first-stage-only"], "not allowed with")]
+             (["--render-only", "--cache", str(tmp_path), "--first-stage-only"], "not allowed with"),
+             (["--seed", "-1"], "--seed -1: give a whole number"),
+             (["--dense-weight", "-0.5"], "--dense-weight -0.5: give a number of at least 0"),
+             (["--dense-weight", "nan"], "--dense-weight nan: give a number")]
     cases += [(["--device", "foo"], "not a device"), (["--device", "mps"], "not supported"),
               (["--device", "cuda:99"], "--device cuda:99: ")]
     if not torch.cuda.is_available():
