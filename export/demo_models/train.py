@@ -20,6 +20,7 @@ import argparse
 import copy
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -153,8 +154,9 @@ def text_stage(family: str, images: np.ndarray, truths: list, holdout: tuple, so
     _save(_out(family, out_root), family, ckpt.model, ckpt.tokenizer, log)
 
 
-def _check_first_stage(parser: argparse.ArgumentParser, family: str, folder: Path) -> None:
-    """--text-stage-from: first-stage weights of a family that has a text stage, and not already through it."""
+def _check_first_stage(parser: argparse.ArgumentParser, family: str, folder: Path) -> int:
+    """--text-stage-from: first-stage weights of a family that has a text stage, and not already through it.
+    Returns the first stage's seed (the recipe's for logs written before runs recorded it)."""
     if family not in recipe.TEXT_STAGE:
         parser.error(f"--text-stage-from: demo-{family} has no text stage (recipe.TEXT_STAGE); use --family "
                      f"{' or '.join(recipe.TEXT_STAGE)}.")
@@ -162,9 +164,11 @@ def _check_first_stage(parser: argparse.ArgumentParser, family: str, folder: Pat
     if not log.is_file():
         parser.error(f"--text-stage-from {folder}: no training_log.json; give the demo-F folder of a run with "
                      "--first-stage-only.")
-    if "text_stage" in json.loads(log.read_text()):
+    first = json.loads(log.read_text())
+    if "text_stage" in first:
         parser.error(f"--text-stage-from {folder}: these weights already had the text stage; give first-stage "
                      "weights (a run with --first-stage-only), or retrain both stages without the option.")
+    return int(first.get("seed", recipe.SEED))
 
 
 def _render_key(parts: int) -> str:
@@ -239,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                          recipe.BATCH.items()) + "; a multiple of 6 keeps the counterfactual groups whole)")
     machine.add_argument("--steps", type=int, help="first-stage steps (recipe: " +
                          ", ".join(f"{f} {n}" for f, n in recipe.STEPS.items()) + ")")
-    machine.add_argument("--seed", type=int, default=recipe.SEED, help="random seed of the weights, batches, captions "
-                         "and tokenizer (recipe: %(default)s; the frames are the recipe's whatever the seed)")
-    machine.add_argument("--dense-weight", type=float, default=recipe.DENSE_WEIGHT,
-                         help="the first stage's patch objective (recipe: %(default)s; 0: none)")
+    machine.add_argument("--seed", type=int, help=f"random seed of the weights, batches, captions and tokenizer "
+                         f"(recipe: {recipe.SEED}; with --text-stage-from, the first stage's; the frames are the "
+                         "recipe's whatever the seed)")
+    machine.add_argument("--dense-weight", type=float, help=f"the first stage's patch objective (recipe: "
+                         f"{recipe.DENSE_WEIGHT}; 0: none)")
     args = parser.parse_args(argv)
     families = recipe.FAMILIES if args.family == "both" else (args.family,)
     if args.render_only and args.cache is None:
@@ -250,16 +255,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("workers", "parts", "batch", "steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)}: give a whole number of at least 1.")
-    if args.seed < 0:
-        parser.error(f"--seed {args.seed}: give a whole number of at least 0.")
-    if not args.dense_weight >= 0:  # also NaN
-        parser.error(f"--dense-weight {args.dense_weight}: give a number of at least 0 (0: no patch objective).")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        parser.error(f"--seed {args.seed}: give a whole number from 0 to {2**32 - 1}.")
+    if args.dense_weight is not None and not (math.isfinite(args.dense_weight) and args.dense_weight >= 0):
+        parser.error(f"--dense-weight {args.dense_weight}: give a finite number of at least 0 (0: no patch "
+                     "objective).")
+    if args.dense_weight is not None and args.text_stage_from is not None:
+        parser.error("--dense-weight: the text stage has no patch objective (its image tower is frozen); give it "
+                     "to the first stage's run, not with --text-stage-from.")
     if args.budget_minutes is not None and args.budget_minutes <= 0:
         parser.error(f"--budget-minutes {args.budget_minutes}: give a positive number of minutes.")
     if args.text_stage_from is not None:
         if len(families) != 1:
             parser.error("--text-stage-from needs one --family.")
-        _check_first_stage(parser, families[0], args.text_stage_from)
+        first_seed = _check_first_stage(parser, families[0], args.text_stage_from)
+        if args.seed is None:
+            args.seed = first_seed
     devices = {f: args.device or recipe.DEVICE[f] for f in families}
     if not args.render_only:
         for family, device in devices.items():
@@ -275,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     for family in families:  # rendered family by family: only one family's frames are held at a time
         (images, truths, masks), holdout = render(args.parts or recipe.TRAIN_PARTS[family], args.workers, args.cache)
         run = RunSettings(batch=args.batch or recipe.BATCH[family], steps=args.steps, device=devices[family],
-                          budget_s=budget, seed=args.seed, dense_weight=args.dense_weight)
+                          budget_s=budget, seed=recipe.SEED if args.seed is None else args.seed,
+                          dense_weight=recipe.DENSE_WEIGHT if args.dense_weight is None else args.dense_weight)
         first = args.text_stage_from or train_family(family, images, truths, masks, holdout, args.progress, args.out,
                                                      run)
         if family in recipe.TEXT_STAGE and not args.first_stage_only:

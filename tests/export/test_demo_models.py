@@ -160,14 +160,21 @@ def test_rendered_frames_are_kept_and_reused(tmp_path: Path, monkeypatch: pytest
 
 def test_a_run_s_seed_and_patch_objective_reach_the_weights_and_the_log(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """--seed and --dense-weight (candidates side by side): the log records them, the same seed gives the same
-    weights, another seed other weights. Two steps on two rendered parts, so it says nothing of quality."""
+    """--seed and --dense-weight (candidates side by side): they reach the training and the tokenizer's corpus, the
+    log records them, the same seed gives the same weights, another seed or weight other weights. Two steps on two
+    rendered parts, so it says nothing of quality."""
     from safetensors.numpy import load_file
 
     from export.demo_models import train
 
     monkeypatch.setattr(recipe, "HOLDOUT_FRAMES", 6)
     (images, truths, masks), holdout = train.render(2, 1, None)
+    seen: list[tuple[str, object]] = []
+    real_train, real_corpus = train.train, train.caption_corpus
+    monkeypatch.setattr(train, "train", lambda *a, **k: (seen.append(("cfg", (a[5].seed, a[5].dense_weight))),
+                                                         real_train(*a, **k))[1])
+    monkeypatch.setattr(train, "caption_corpus", lambda t, n, seed: (seen.append(("corpus", seed)),
+                                                                     real_corpus(t, n, seed))[1])
 
     def run(seed: int, dense: float, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         settings = train.RunSettings(batch=6, steps=2, seed=seed, dense_weight=dense)
@@ -176,11 +183,14 @@ def test_a_run_s_seed_and_patch_objective_reach_the_weights_and_the_log(tmp_path
 
     log, weights = run(3, 0.25, "a")
     assert (log["seed"], log["dense_weight"], log["steps"], log["batch"]) == (3, 0.25, 2, 6)
+    assert seen == [("corpus", 3), ("cfg", (3, 0.25))]
     _, same = run(3, 0.25, "b")
-    _, other = run(4, 0.25, "c")
-    assert weights.keys() == same.keys() == other.keys()
+    _, other_seed = run(4, 0.25, "c")
+    _, other_weight = run(3, 0.0, "d")
+    assert weights.keys() == same.keys() == other_seed.keys() == other_weight.keys()
     assert all(np.array_equal(weights[k], same[k]) for k in weights)
-    assert not all(np.array_equal(weights[k], other[k]) for k in weights)
+    for other in (other_seed, other_weight):
+        assert not all(np.array_equal(weights[k], other[k]) for k in weights)
 
 
 def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
@@ -193,9 +203,13 @@ def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
     cases = [(["--render-only"], "--render-only needs --cache"), (["--parts", "0"], "--parts 0"),
              (["--batch", "0"], "--batch 0"), (["--budget-minutes", "0"], "--budget-minutes 0"),
              (["--render-only", "--cache", str(tmp_path), "--first-stage-only"], "not allowed with"),
-             (["--seed", "-1"], "--seed -1: give a whole number"),
-             (["--dense-weight", "-0.5"], "--dense-weight -0.5: give a number of at least 0"),
-             (["--dense-weight", "nan"], "--dense-weight nan: give a number")]
+             (["--seed", "-1"], "--seed -1: give a whole number from 0"),
+             (["--seed", str(2**32)], f"--seed {2**32}: give a whole number from 0"),
+             (["--dense-weight", "-0.5"], "--dense-weight -0.5: give a finite number of at least 0"),
+             (["--dense-weight", "nan"], "--dense-weight nan: give a finite number"),
+             (["--dense-weight", "inf"], "--dense-weight inf: give a finite number"),
+             (["--family", "siglip", "--dense-weight", "1", "--text-stage-from", str(tmp_path)],
+              "--dense-weight: the text stage has no patch objective")]
     cases += [(["--device", "foo"], "not a device"), (["--device", "mps"], "not supported"),
               (["--device", "cuda:99"], "--device cuda:99: ")]
     if not torch.cuda.is_available():
