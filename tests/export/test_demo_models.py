@@ -193,6 +193,23 @@ def test_a_run_s_seed_and_patch_objective_reach_the_weights_and_the_log(tmp_path
         assert not all(np.array_equal(weights[k], other[k]) for k in weights)
 
 
+def test_a_text_stage_run_alone_takes_its_first_stage_s_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--text-stage-from without --seed: the seed the first stage's log records (the recipe's for older logs);
+    --seed still overrides it."""
+    from export.demo_models import train
+
+    first = tmp_path / "demo-siglip"
+    first.mkdir()
+    seeds: list[int] = []
+    monkeypatch.setattr(train, "render", lambda *a: ((None, None, None), None))
+    monkeypatch.setattr(train, "text_stage", lambda family, images, truths, holdout, source, out, run:
+                        seeds.append(run.seed))
+    for log, argv, seed in [({"seed": 7}, [], 7), ({}, [], recipe.SEED), ({"seed": 7}, ["--seed", "2"], 2)]:
+        (first / "training_log.json").write_text(json.dumps(log))
+        assert train.main(["--family", "siglip", "--device", "cpu", "--text-stage-from", str(first), *argv]) == 0
+        assert seeds[-1] == seed, (log, argv)
+
+
 def test_the_bigger_machine_options_refuse_what_cannot_run(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """Checked before the minutes of rendering, each in one line."""
