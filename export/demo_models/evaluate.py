@@ -45,6 +45,7 @@ EmbedFn = Callable[[list[np.ndarray]], np.ndarray]  # BGR frames -> unit embeddi
 DEMO_TILES = TileConfig(rows=2, cols=2, overlap=0.25, include_full=True)  # the text-only tables and the mixed line
 # the single-product lines, as ./run demo
 STATION_TILES = TileConfig.model_validate(recipe.STATION_TILES)  # include_full: True by default
+STATION_VIEW = CameraConfig(name="card", source="card", tiles=STATION_TILES)  # the card's and tuning's product lines
 
 
 def frame_probs(embed: EmbedFn, texts: np.ndarray, family: Family, scale: float, bias: float | None,
@@ -156,12 +157,17 @@ def product_line(model: ZeroShotModel, product: str, seeds: tuple[int, int], fra
     """One single-product line: ``frames`` frames of seed ``seeds[0]`` (half defective, 10 % hard), a memory of
     GOOD_PARTS good parts of seed ``seeds[1]``, through the station's path with STATION_TILES (card and tuning)."""
     from edge.evaluate import simulated
-    from edge.sim import LineSimulator
 
     samples = simulated(f"sim://line?seed={seeds[0]}&product={product}&defect_rate=0.5&hard=0.1", frames)
-    good = [LineSimulator(seed=seeds[1], product=product, defect_rate=0.0).frame(i).image for i in range(GOOD_PARTS)]
-    view = CameraConfig(name="card", source="card", tiles=STATION_TILES)
-    return station_measures(model, samples, good, view, folder)
+    return station_measures(model, samples, good_parts(product, seeds[1]), STATION_VIEW, folder)
+
+
+def good_parts(product: str, seed: int) -> list[np.ndarray]:
+    """The GOOD_PARTS good frames a line's memory is taught (seed apart from the line's own)."""
+    from edge.sim import LineSimulator
+
+    line = LineSimulator(seed=seed, product=product, defect_rate=0.0)
+    return [line.frame(i).image for i in range(GOOD_PARTS)]
 
 
 def mixed_line(model: ZeroShotModel, seed: int, frames: int, folder: Path, windows: bool = False) -> dict[str, Any]:
@@ -190,10 +196,8 @@ def mean_of(products: dict[str, dict[str, Any]]) -> dict[str, float | None]:
 def evaluate_lines(bundle: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     """Single-product lines with 16 good parts, the mixed line with text only, and the demo's own line."""
     from edge.evaluate import simulated
-    from edge.sim import LineSimulator
     from edge.sim.products import CATALOGUE
 
-    view = CameraConfig(name="card", source="card", tiles=STATION_TILES)
     out: dict[str, Any] = {"products": {}}
     with tempfile.TemporaryDirectory() as tmp, ZeroShotModel(Bundle.open(bundle)) as model:
         root = Path(tmp)
@@ -203,12 +207,10 @@ def evaluate_lines(bundle: Path, progress: Callable[[str], None]) -> dict[str, A
             progress(line_summary(product, out["products"][product]))
         out["mixed"] = mixed_line(model, MIXED_SEED, 2 * LINE_FRAMES, root / "mixed")
         out["mixed_windows"] = mixed_line(model, MIXED_SEED, 2 * LINE_FRAMES, root / "mixed", windows=True)
+        progress(line_summary("mixed", out["mixed"]))
         product, seeds, frames, good_seed = DEMO_LINE
         demo = [s for seed in seeds for s in simulated(f"sim://line?seed={seed}&product={product}", frames)]
-        good = [LineSimulator(seed=good_seed, product=product, defect_rate=0.0).frame(i).image
-                for i in range(GOOD_PARTS)]
-        out["demo"] = station_measures(model, demo, good, view, root / "demo")
-        progress(line_summary("mixed", out["mixed"]))
+        out["demo"] = station_measures(model, demo, good_parts(product, good_seed), STATION_VIEW, root / "demo")
         progress(line_summary("demo line", out["demo"]))
     values = list(out["products"].values())
     out["mean"] = mean_of(out["products"])
