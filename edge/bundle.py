@@ -243,7 +243,12 @@ def read_manifest(root: Path) -> BundleManifest:
             "'edge-inspect export MODEL --out DIR'."
         )
     try:
-        return BundleManifest.model_validate_json(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise BundleError(f"{path}: not UTF-8 text (byte {err.start}); the manifest was damaged or replaced, "
+                          "re-export the bundle ('edge-inspect export').") from err
+    try:
+        return BundleManifest.model_validate_json(text)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"

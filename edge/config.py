@@ -156,6 +156,9 @@ class MqttConfig(_Strict):
             except OSError as err:
                 raise ConfigError(f"mqtt.password_file {self.password_file}: {err.strerror}; "
                                   "check the path and its permissions.") from err
+            except UnicodeDecodeError as err:
+                raise ConfigError(f"mqtt.password_file {self.password_file}: not UTF-8 text (byte {err.start}); "
+                                  "write the password as UTF-8.") from err
         credential = Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) / "mqtt-password"
         if credential.is_file():  # systemd's LoadCredential=mqtt-password:...
             return credential.read_text(encoding="utf-8").strip()
@@ -264,6 +267,8 @@ def load_config(path: str | Path) -> ServiceConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config ({err.strerror}); check the path.") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8.") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -82,18 +82,7 @@ def labelled_folder(folder: Path, categories: Sequence[str]) -> list[Sample]:
             f"{folder}: expected one sub-folder per category of the prompt set ({', '.join(categories)}), e.g. "
             f"{folder}/good/*.png and {folder}/scratch/*.png; " + (f"unknown: {', '.join(unknown)}" if unknown
                                                                     else "found none") + ".")
-    boxes: dict[str, tuple[int, int, int, int]] = {}
-    index = folder / "boxes.jsonl"
-    if index.is_file():
-        for n, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                boxes[str(row["image"])] = tuple(int(v) for v in row["box"])  # type: ignore[assignment]
-            except (ValueError, KeyError, TypeError) as err:
-                raise ConfigError(f"{index}:{n}: expected {{\"image\": \"cat/file.png\", \"box\": [x, y, w, h]}}; "
-                                  f"fix or remove the line ({err}).") from err
+    boxes = read_boxes(folder / "boxes.jsonl")
     samples = []
     for sub in subs:
         for f in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
@@ -105,6 +94,41 @@ def labelled_folder(folder: Path, categories: Sequence[str]) -> list[Sample]:
     if not samples:
         raise ConfigError(f"{folder}: the category folders hold no images.")
     return samples
+
+
+def _box(value: object) -> tuple[int, int, int, int] | None:
+    """``[x, y, w, h]`` of 4 non-negative whole numbers, or None."""
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return None
+    x, y, w, h = value
+    return x, y, w, h
+
+
+def read_boxes(index: Path) -> dict[str, tuple[int, int, int, int]]:
+    """The optional ``boxes.jsonl`` (image -> true box), checked line by line before any encoding: a bad box
+    would otherwise crash the measurement at its end, after all the work."""
+    boxes: dict[str, tuple[int, int, int, int]] = {}
+    if not index.is_file():
+        return boxes
+    expected = '{"image": "cat/file.png", "box": [x, y, w, h]} with x, y, w, h whole numbers >= 0'
+    try:
+        lines = index.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{index}: not UTF-8 text (byte {err.start}); save it as UTF-8 JSON lines.") from err
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise ConfigError(f"{index}:{n}: not JSON; expected {expected}; fix or remove the line.") from err
+        box = _box(row.get("box")) if isinstance(row, dict) else None
+        if box is None or not isinstance(row.get("image"), str):
+            raise ConfigError(f"{index}:{n}: expected {expected}, got {line.strip()[:80]}; fix or remove the line.")
+        boxes[row["image"]] = box
+    return boxes
 
 
 def simulated(url: str, count: int) -> list[Sample]:

@@ -19,7 +19,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from edge.cameras.sources import FrameSource, open_source
+from edge.cameras.sources import FrameSource, open_source, redact
 from edge.config import CameraConfig
 from edge.errors import CameraError
 
@@ -106,6 +106,7 @@ class Camera:
     def _set_state(self, state: CameraState, reason: str | None = None) -> None:
         if self._stop.is_set() and state not in (CameraState.STOPPED, CameraState.ENDED):
             return  # stopping: the loop's last word must not undo STOPPED
+        reason = redact(reason) if reason else reason  # whatever raised it: it reaches /healthz and MQTT status
         if state != self.state:
             log.info("camera %s: %s%s", self.name, state.value, f" ({reason})" if reason else "")
         self.state = state

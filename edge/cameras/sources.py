@@ -7,6 +7,7 @@ CameraError when the source broke (the capture thread then reconnects with backo
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +18,18 @@ from edge.errors import CameraError, ImageError
 from edge.preprocess import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger("edge_inspect.camera")
+
+
+# user-info of a URL (scheme://user:pass@host): up to the authority's last '@', which a raw password may hold
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
+# rtspsrc's credential properties in a GStreamer pipeline (user-id=admin user-pw=secret)
+_GST_CREDENTIAL = re.compile(r"(?i)\b(user-id|user-pw|proxy-id|proxy-pw)=(\"[^\"]*\"|'[^']*'|\S+)")
+
+
+def redact(source: str) -> str:
+    """A camera source as it may be shown (errors, camera stats, /healthz, the MQTT status, logs): credentials
+    replaced by ``***`` (``rtsp://***@host/stream``), which the config may hold but nothing else should."""
+    return _GST_CREDENTIAL.sub(r"\1=***", _USERINFO.sub(r"\1***@", source))
 
 
 @dataclass
@@ -122,11 +135,12 @@ class OpenCVSource:
         if not self._cap.isOpened():
             self._cap.release()
             raise CameraError(
-                f"{source}: cannot be opened; check the device/URL/path, permissions (video group) "
+                f"{redact(source)}: cannot be opened; check the device/URL/path, permissions (video group) "
                 "and, for GStreamer pipelines, that OpenCV was built with GStreamer (JetPack's is)."
             )
-        self.name = source
-        self.is_file = Path(source).is_file()
+        self.name = redact(source)  # shown in messages; the source itself stays in the config only
+        self._file = Path(source)
+        self.is_file = self._file.is_file()
         self.live = not self.is_file
         self.period = 0.0
         self.loop = loop
@@ -137,7 +151,7 @@ class OpenCVSource:
         if not self.is_file:
             return RawFrame(image)
         self._frame += 1  # a replayed video: which frame of which file the verdict is about
-        return RawFrame(image, {"source": {"file": Path(self.name).name, "frame": self._frame - 1}})
+        return RawFrame(image, {"source": {"file": self._file.name, "frame": self._frame - 1}})
 
     def read(self) -> RawFrame | None:
         import cv2
@@ -167,6 +181,6 @@ def open_source(source: str, loop: bool = True) -> FrameSource:
     if path.is_dir():
         return FolderSource(path, loop)
     if "://" not in source and not source.isdigit() and "appsink" not in source and not path.exists():
-        raise CameraError(f"{source}: no such device, file or folder; check the camera source.")
+        raise CameraError(f"{redact(source)}: no such device, file or folder; check the camera source.")
     return OpenCVSource(source, loop)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge.cameras.sources import redact
 from edge.config import ServiceConfig, load_config
 
 
@@ -36,7 +37,7 @@ def explain(cfg: ServiceConfig) -> list[str]:
            f"prompts {cfg.prompts} (hot-reloaded on change)", f"trigger {cfg.trigger.mode}"]
     for cam in cfg.cameras:
         tiles = f", tiles {cam.tiles.rows}x{cam.tiles.cols}" if cam.tiles else ""
-        out.append(f"camera {cam.name}: {cam.source} (fps limit {cam.fps or 'none'}, roi "
+        out.append(f"camera {cam.name}: {redact(cam.source)} (fps limit {cam.fps or 'none'}, roi "
                    f"{cam.roi or 'whole frame'}{tiles})")
     sinks = [s for s, on in (("jsonl " + str(cfg.results.jsonl), cfg.results.jsonl),
                               ("stdout", cfg.results.stdout)) if on]

@@ -96,6 +96,13 @@ class EmbeddingCache:
         save_npz(self._path(version), {"text_embeds": embeds})
 
 
+class _ReadOnlyMemoryCache(MemoryCache):
+    """Reads the memory cache, never writes it (see :func:`build_state`'s ``keep``)."""
+
+    def put(self, memory: ViewMemory) -> None:
+        pass
+
+
 def text_embeddings(model: ZeroShotModel, prompts: PromptSet) -> np.ndarray:
     """Prompt ensembling: each category is the normalised mean of its prompt x template texts."""
     texts = [prompts.texts(c) for c in prompts.categories]
@@ -172,14 +179,18 @@ def memories(model: ZeroShotModel, prompts: PromptSet, base: Path, roots: tuple[
 
 def build_state(model: ZeroShotModel, prompts: PromptSet, base: Path, cache: EmbeddingCache | None,
                 source: str, roots: tuple[Path, ...] = (), views: Sequence[View] = (None,),
-                memory_cache: MemoryCache | None = None) -> PromptState:
+                memory_cache: MemoryCache | None = None, keep: bool = True) -> PromptState:
     """Encode a prompt set (or take it from the cache), and build its good-part memories for ``views``;
-    raises ConfigError (or BundleError) naming the problem."""
+    raises ConfigError (or BundleError) naming the problem. ``keep=False`` (a candidate: a preview or
+    ``prompts/test``) reads the caches but writes nothing: a stream of tests must not fill the state disk
+    that the outbox shares; a set that is activated later is encoded again then, and kept."""
     embeds = cache.get(prompts.version) if cache else None
     if embeds is None or embeds.shape[0] != len(prompts.categories):
         embeds = text_embeddings(model, prompts)
-        if cache:
+        if cache and keep:
             cache.put(prompts.version, embeds)
+    if memory_cache is not None and not keep:
+        memory_cache = _ReadOnlyMemoryCache(memory_cache.folder, memory_cache.bundle_hash)
     protos, has = prototypes(model, prompts, base, roots)
     return PromptState(prompts, embeds, protos, has, source, memories(model, prompts, base, roots, views, memory_cache))
 

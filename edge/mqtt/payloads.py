@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from edge.validation import inline
 
@@ -13,6 +14,10 @@ PROMPTS_ACTIVE_SCHEMA_ID: Final = "edge-inspect/prompts-active/1"
 RESPONSE_SCHEMA_ID: Final = "edge-inspect/response/1"
 COMMAND_SCHEMA_ID: Final = "edge-inspect/command/1"
 MAX_COMMAND_BYTES = 256 * 1024
+# who asked, as it goes into the audit log and the saved prompt file's comment: printable characters, spaces
+# included ("Anna K", "MES line 3"), but no line breaks or other control characters, which could forge log lines
+# or inject YAML keys (the prompt manager also makes any source printable before it writes it)
+REQUESTED_BY_PATTERN: Final = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]{0,128}$"  # '': unknown
 
 
 class _Payload(BaseModel):
@@ -56,6 +61,21 @@ class PromptsActive(_Payload):
     decision: dict[str, Any]
 
 
+def _requested_by(value: str) -> str:
+    """A readable refusal (pydantic's own would quote the regex)."""
+    if len(value) > 128 or not value.isprintable() or not re.fullmatch(REQUESTED_BY_PATTERN, value):
+        raise ValueError("at most 128 printable characters (no line breaks, tabs or other control characters), "
+                         "e.g. 'mes-1' or 'Anna K'")
+    return value
+
+
+RequestedBy = Annotated[
+    Annotated[str, AfterValidator(_requested_by),
+              WithJsonSchema({"type": "string", "maxLength": 128, "pattern": REQUESTED_BY_PATTERN})] | None,
+    Field(description="For the audit log: at most 128 printable characters (no line breaks or control "
+                      "characters).")]
+
+
 def _any_of(*models: type[BaseModel], null: bool = False, mode: str = "serialization") -> dict[str, Any]:
     """A JSON Schema ``anyOf`` of the models (runtime values stay plain dicts, validated per verb). ``mode``:
     "serialization" for what the device sends (every key is present, so required), "validation" for what it
@@ -92,7 +112,7 @@ class PromptsArgs(_Payload):
     JSON. The retained ``prompts/active`` payload is accepted as it is (its version and source ignored)."""
 
     prompt_set: dict[str, Any]
-    requested_by: str | None = Field(default=None, max_length=128, description="For the audit log.")
+    requested_by: RequestedBy = None
 
 
 class MemoryArgs(_Payload):
@@ -104,13 +124,13 @@ class MemoryArgs(_Payload):
     camera: str | None = Field(default=None, description="teach: the camera to take frames from.")
     frames: int = Field(default=16, ge=1, le=64, description="teach: how many of its next frames.")
     ids: list[str] = Field(default_factory=list, max_length=64, description="teach: recent results' ids instead.")
-    requested_by: str | None = Field(default=None, max_length=128, description="For the audit log.")
+    requested_by: RequestedBy = None
 
 
 class Empty(_Payload):
     """``reload``: read the prompt file again (the file wins over an earlier remote edit)."""
 
-    requested_by: str | None = Field(default=None, max_length=128)
+    requested_by: RequestedBy = None
 
 
 class CommandRequest(_Payload):

@@ -23,11 +23,11 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import cv2
 import numpy as np
-from pydantic import ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -48,6 +48,8 @@ from edge.ops.metrics import Metrics
 from edge.ops.sources import OpsSources
 from edge.prompts import NAME_PATTERN, PromptSet
 from edge.service.control import StationControl
+from edge.service.teach import MAX_TEACH
+from edge.validation import describe
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 256 * 1024  # a prompt set is a few KB; refuse anything that could fill memory
@@ -56,12 +58,70 @@ MAX_IMAGE = 8 * 1024 * 1024  # one exemplar upload
 MAX_EXEMPLARS = 50  # per category: few-shot means few; also bounds the disk used
 BODY_TIMEOUT_S = 10.0  # a body that has not arrived by then is dropped (slow-loris)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp")
+# the open page's typed operator name goes into the audit log and the saved prompt file's comment, where a line
+# break would forge a line or inject a YAML key: printable characters only (spaces allowed: "Anna K")
+OPERATOR_MAX = 64
+MAX_LABELS = 10_000  # threshold assistant: far more than the recent results the station keeps
 
 
 class BodyError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _operator(value: str) -> str:
+    value = value.strip()
+    if value and (len(value) > OPERATOR_MAX or not value.isprintable()):  # empty: "say who you are" below
+        raise ValueError(f"operator name: 1 to {OPERATOR_MAX} printable characters (no line breaks, tabs or other "
+                         "control characters), e.g. 'Anna K'")
+    return value
+
+
+Operator = Annotated[str, AfterValidator(_operator)]
+
+
+class _Body(BaseModel):
+    """A JSON body of the page, checked before anything runs (like the MQTT verbs' args): a wrong type is a
+    422 with one line, never a TypeError deep in a handler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PreviewBody(_Body):
+    prompt_set: dict[str, Any]
+
+
+class _ChangeBody(_Body):
+    operator: Operator | None = Field(default=None, description="The open page's name for the audit log.")
+
+
+class ActivateBody(_ChangeBody):
+    prompt_set: dict[str, Any]
+
+
+class RollbackBody(_ChangeBody):
+    version: str = Field(max_length=64)
+
+
+class KeepBody(_ChangeBody):
+    stage: str = Field(max_length=64)
+
+
+class ThresholdsBody(_Body):
+    labels: dict[str, str] = Field(max_length=MAX_LABELS, description="Result id -> category.")
+
+
+class TeachBody(_Body):
+    """The camera's next ``frames`` frames, or recent results by id (as many as a teaching takes)."""
+
+    ids: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list, max_length=MAX_TEACH)
+    camera: str | None = Field(default=None, max_length=64)
+    frames: StrictInt = Field(default=16, ge=1, le=MAX_TEACH)
+
+
+B = TypeVar("B", bound=_Body)
+C = TypeVar("C", bound=_ChangeBody)
 
 
 @dataclass
@@ -150,10 +210,10 @@ def protected(handler: Handler, change: bool = False) -> Callable[[Request], Awa
     return endpoint
 
 
-def who(request: Request, body: dict[str, Any]) -> str:
+def who(request: Request, body: _ChangeBody) -> str:
     """The name for the audit log: the login, or (open page) the name the operator typed."""
     user: User = request.state.user
-    return user.name if ctx(request).auth.enabled else str(body.get("operator") or "").strip()[:64]
+    return user.name if ctx(request).auth.enabled else body.operator or ""
 
 
 # ---- sessions ----
@@ -270,8 +330,12 @@ def prompts(request: Request) -> Response:
 def evidence(request: Request) -> Response:
     """An evidence JPEG by its result's ``snapshot`` reference (never a path outside the store)."""
     root = ctx(request).sources.evidence_dir.resolve()
-    path = (root / request.path_params["ref"]).resolve()
-    if not path.is_relative_to(root) or path.suffix.lower() != ".jpg" or not path.is_file():
+    try:
+        path = (root / request.path_params["ref"]).resolve()
+        found = path.is_relative_to(root) and path.suffix.lower() == ".jpg" and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long: not a reference either
+        found = False
+    if not found:
         return error(404, "no such evidence image (evicted, or not a reference)")
     return FileResponse(path, media_type="image/jpeg")
 
@@ -289,42 +353,49 @@ def _field_errors(err: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in e["loc"]) or "(set)", "message": e["msg"]} for e in err.errors()]
 
 
-async def _edit(request: Request) -> tuple[Any, JSONResponse | None]:
+async def _edit(request: Request, model: type[B]) -> B | JSONResponse:
+    """The body as ``model``, or the error to answer with (422 naming the field); a prompt set in it is
+    validated in full, with every field's error listed for the page."""
     # a JSON content type cannot be sent cross-site without a CORS preflight, which this app never
     # grants: a page elsewhere in the plant network cannot make an operator's browser change the prompts
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return None, error(415, "send JSON (Content-Type: application/json)")
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        return None, error(400, "expected a JSON object")
-    if "prompt_set" in body:
+        return error(415, "send JSON (Content-Type: application/json)")
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        return error(400, "expected a JSON object")
+    try:
+        body = model.model_validate(data)
+    except ValidationError as err:
+        return error(422, f"request body {describe(err)}; nothing changed")
+    prompt_set = getattr(body, "prompt_set", None)
+    if prompt_set is not None:
         try:
-            PromptSet.model_validate(body["prompt_set"])
+            PromptSet.model_validate(prompt_set)
         except ValidationError as err:
-            return None, error(422, "the prompt set is not valid; nothing changed", fields=_field_errors(err))
-    return body, None
+            return error(422, "the prompt set is not valid; nothing changed", fields=_field_errors(err))
+    return body
 
 
 async def preview(request: Request) -> Response:
     c = ctx(request)
-    body, problem = await _edit(request)
-    if problem:
-        return problem
+    body = await _edit(request, PreviewBody)
+    if isinstance(body, JSONResponse):
+        return body
     if c.busy.locked():
         return error(429, "a preview is already running; try again in a moment")
     async with c.busy:
         try:
-            result = await asyncio.to_thread(c.control.preview_prompts, body.get("prompt_set"))
+            result = await asyncio.to_thread(c.control.preview_prompts, body.prompt_set)
         except EdgeInspectError as err:
             return error(422, str(err))
     return JSONResponse(result)
 
 
-async def _change_prompts(request: Request, what: str, apply: Callable[[dict[str, Any], str], Any]) -> Response:
+async def _change_prompts(request: Request, what: str, model: type[C], apply: Callable[[C, str], Any]) -> Response:
     """Activate and roll back alike: validate, name the operator, apply through the control, report."""
-    body, problem = await _edit(request)
-    if problem:
-        return problem
+    body = await _edit(request, model)
+    if isinstance(body, JSONResponse):
+        return body
     operator = who(request, body)
     if not operator:
         return error(422, f"say who you are (operator name) before {what}")
@@ -339,14 +410,14 @@ async def _change_prompts(request: Request, what: str, apply: Callable[[dict[str
 
 async def activate(request: Request) -> Response:
     control = ctx(request).control
-    return await _change_prompts(request, "activating",
-                                 lambda body, source: control.apply_prompts(body.get("prompt_set"), source))
+    return await _change_prompts(request, "activating", ActivateBody,
+                                 lambda body, source: control.apply_prompts(body.prompt_set, source))
 
 
 async def rollback(request: Request) -> Response:
     control = ctx(request).control
-    return await _change_prompts(request, "rolling back",
-                                 lambda body, source: control.rollback_prompts(str(body.get("version", "")), source))
+    return await _change_prompts(request, "rolling back", RollbackBody,
+                                 lambda body, source: control.rollback_prompts(body.version, source))
 
 
 def _store_exemplar(folder: Path, data: bytes) -> tuple[int, str] | str:
@@ -389,13 +460,13 @@ async def upload_exemplar(request: Request) -> Response:
 async def thresholds(request: Request) -> Response:
     """Threshold assistant: the operator labels recent frames; propose per-category thresholds."""
     control = ctx(request).control
-    body, problem = await _edit(request)
-    if problem:
-        return problem
-    labels = body.get("labels")
+    body = await _edit(request, ThresholdsBody)
+    if isinstance(body, JSONResponse):
+        return body
+    labels = body.labels
     active = control.prompt_state
     names = {c.name for c in active.prompts.categories}
-    if not isinstance(labels, dict) or any(v not in names for v in labels.values()):
+    if any(v not in names for v in labels.values()):
         return error(422, f"labels must map result ids to categories ({', '.join(sorted(names))})")
     rows = [r for r in control.recent() if r.id in labels and r.prompt_set.version == active.version]
     if len(rows) < 2:
@@ -429,18 +500,13 @@ def memory(request: Request) -> Response:
 async def teach(request: Request) -> Response:
     """Stage good frames (the camera's next N, or recent results by id) for the operator to look at."""
     control = ctx(request).control
-    body, problem = await _edit(request)
-    if problem:
-        return problem
-    ids = [str(i) for i in body.get("ids") or []]
-    camera = body.get("camera")
-    frames = body.get("frames", 16)
-    if not ids and not camera:
+    body = await _edit(request, TeachBody)
+    if isinstance(body, JSONResponse):
+        return body
+    if not body.ids and not body.camera:
         return error(422, "pick a camera (and how many of its next frames) or tick good frames in the history")
-    if not isinstance(frames, int) or isinstance(frames, bool):
-        return error(422, "frames must be a whole number")
     try:
-        staged = await asyncio.to_thread(control.teach_stage, camera, frames, ids)
+        staged = await asyncio.to_thread(control.teach_stage, body.camera, body.frames, body.ids)
     except EdgeInspectError as err:
         return error(422, str(err))
     return JSONResponse({**staged, "urls": [f"/api/memory/staged/{staged['stage']}/{f}" for f in staged["files"]]})
@@ -456,13 +522,13 @@ def staged_image(request: Request) -> Response:
 
 async def keep(request: Request) -> Response:
     control = ctx(request).control
-    return await _change_prompts(request, "keeping good parts",
-                                 lambda body, source: control.teach_keep(str(body.get("stage", "")), source))
+    return await _change_prompts(request, "keeping good parts", KeepBody,
+                                 lambda body, source: control.teach_keep(body.stage, source))
 
 
 async def memory_rollback(request: Request) -> Response:
     control = ctx(request).control
-    return await _change_prompts(request, "rolling the memory back",
+    return await _change_prompts(request, "rolling the memory back", _ChangeBody,
                                  lambda body, source: control.memory_rollback(source))
 
 

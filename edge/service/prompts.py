@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from edge.config import CameraConfig
-from edge.errors import PublishError
+from edge.errors import ConfigError, EdgeInspectError, PublishError
 from edge.inspect.goodparts import MemoryCache
 from edge.inspect.prompt_state import EmbeddingCache, PromptState, build_state
 from edge.model import ZeroShotModel
@@ -61,6 +61,29 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def printable(source: str) -> str:
+    """``source`` on one line, as written into the saved file's comment and the audit log: line breaks (YAML
+    also breaks lines at NEL, U+2028 and U+2029) and other control characters become '?', so that a name
+    cannot start a new YAML key or forge a log line, whoever passed it in."""
+    return "".join(c if c.isprintable() else "?" for c in source)
+
+
+def saved_text(prompts: PromptSet, source: str, where: Path) -> str:
+    """The file text of an activated set, checked to read back as that very set: the comment cannot add keys
+    (a station that restarts reads this file, and nothing in it may differ from what was validated)."""
+    text = f"# activated by {printable(source)}\n" + yaml.safe_dump(
+        prompts.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+    try:
+        again: str | None = parse_prompt_set(yaml.safe_load(text), str(where)).version
+    except (yaml.YAMLError, EdgeInspectError):
+        again = None
+    if again != prompts.version:
+        raise ConfigError(f"prompt set {prompts.version} not activated: its saved form for {where} reads back as "
+                          f"{again or 'an invalid set'}; nothing was written, the previous set stays active (report "
+                          "this as a bug, with the set).")
+    return text
 
 
 class PromptManager:
@@ -99,9 +122,9 @@ class PromptManager:
         return self.history.entries(limit)
 
     def candidate(self, data: object, source: str) -> PromptState:
-        """Validate and encode a set without activating it (previews)."""
+        """Validate and encode a set without activating it (previews, prompts/test): nothing is written."""
         return build_state(self.model, self._parse(data, source), self.base, self._cache, source, self.roots,
-                           self.views, self._memories)
+                           self.views, self._memories, keep=False)
 
     # ---- start-up ----
     def start(self) -> PromptState:
@@ -141,6 +164,7 @@ class PromptManager:
     def apply(self, data: object | PromptSet, source: str, persist: bool = True) -> PromptState:
         """Validate, encode, make durable, activate, notify; raises ConfigError/PublishError and
         changes nothing when any step before activation fails."""
+        source = printable(source)  # it reaches the history, the audit log and prompts/active
         prompts = data if isinstance(data, PromptSet) else self._parse(data, source)
         with self._lock:
             state = build_state(self.model, prompts, self.base, self._cache, source, self.roots,
@@ -163,8 +187,7 @@ class PromptManager:
         return state
 
     def _persist(self, prompts: PromptSet, source: str) -> None:
-        text = f"# activated by {source}\n" + yaml.safe_dump(
-            prompts.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        text = saved_text(prompts, source, self.path)
         try:
             write_atomically(self.path, text)
             self._seen = _sha256(self.path)

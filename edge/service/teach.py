@@ -26,6 +26,11 @@ from edge.errors import CameraError, ConfigError
 MAX_TEACH = 64  # frames per teaching; 16 is what the memory's numbers were measured with
 
 
+def unique(ids: Sequence[str]) -> list[str]:
+    """``ids`` without repeats, in their first order."""
+    return list(dict.fromkeys(ids))
+
+
 class Teacher:
     def __init__(self, root: Path, cameras: dict[str, Camera], recent_frame: Callable[[str], np.ndarray | None]
                  ) -> None:
@@ -59,6 +64,11 @@ class Teacher:
         return frames
 
     def recent(self, ids: Sequence[str]) -> list[np.ndarray]:
+        """The frames of recent results, each id once (order kept): a repeated frame would count as several
+        good parts, driving the leave-one-out scores to about 0 and the memory's threshold down with them."""
+        ids = unique(ids)
+        if len(ids) > MAX_TEACH:
+            raise ConfigError(f"teach: {len(ids)} results selected; pick at most {MAX_TEACH}.")
         frames = [self._recent_frame(i) for i in ids]
         missing = [i for i, f in zip(ids, frames) if f is None]
         if missing:

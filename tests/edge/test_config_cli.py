@@ -38,6 +38,16 @@ def test_check_refuses_an_exposed_page_whose_user_file_is_empty(tmp_path: Path, 
     assert "exposes the operator page but no login is configured" in line
 
 
+def test_check_does_not_print_a_camera_password(tmp_path: Path) -> None:
+    """config check explains the config on screen (and in support tickets): a camera URL's credentials stay out."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["cameras"][0]["source"] = "rtsp://admin:s3cret@10.0.0.7:554/stream1"
+    cfg = tmp_path / "inspect.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    result = run_cli("config", "check", str(cfg))
+    assert "rtsp://***@10.0.0.7:554/stream1" in result.out and "s3cret" not in result.out + result.err
+
+
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["cameras"][0]["fsp"] = 5
