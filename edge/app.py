@@ -199,6 +199,12 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
         outbox = Outbox(config.state_dir / "outbox.sqlite", ob.max_rows, ob.policy, ob.keep_delivered_s,
                         ob.synchronous)
         stack.callback(outbox.close)
+        outbox.prune()
+        moved = seq.advance_to(outbox.last_seq())
+        if moved:  # the outbox (which outlives pruning) has seen higher seqs than the counter: never reuse one
+            log.warning("%s was %d behind the outbox's highest seq %d (lost, or restored from an older backup?): "
+                        "numbering continues after %d", config.state_dir / "sequence.sqlite", moved,
+                        outbox.last_seq(), outbox.last_seq())
         wake = _Wake()
         sinks.append(OutboxSink(outbox, wake, status.problem, stop))
     sinks += _sinks(config, extra_sinks, stack)

@@ -1,8 +1,9 @@
 """The result payload (schema ``edge-inspect/result/1``), identical on every sink.
 
 Key names are the MQTT contract of DESIGN.md; integrators parse them, so they change only
-with a new schema id. ``schemas/result.schema.json`` is generated from this model
-(``edge-inspect schema --write``) and a test fails when it is stale.
+with a new schema id; a key added within the id is optional (edge.schemas.ADDED_SINCE_FIRST).
+``schemas/result.schema.json`` is generated from this model (``python -m edge.schemas --write``)
+and a test fails when it is stale.
 """
 
 from __future__ import annotations

@@ -33,12 +33,18 @@ from edge.mqtt.payloads import (
     CommandResponse,
     Empty,
     MemoryArgs,
+    MemoryResult,
     PromptsActive,
     PromptsArgs,
+    PromptsSetResult,
+    PromptsTestResult,
     ReplayArgs,
+    ReplayResult,
     SnapshotArgs,
+    SnapshotResult,
     StatusPayload,
     TriggerArgs,
+    TriggerResult,
 )
 from edge.mqtt.topics import Topics
 from edge.results import iso_ms
@@ -50,6 +56,7 @@ log = logging.getLogger("edge_inspect.mqtt")
 audit = logging.getLogger("edge_inspect.audit")
 
 Supervise = Callable[[str, Callable[[], None]], Any]
+Verb = tuple[type[BaseModel], type[BaseModel], Callable[[Any], dict[str, Any]]]  # args, result, handler
 
 
 def _now() -> str:
@@ -71,11 +78,15 @@ class MqttBridge:
                              lambda reason: status.problem("mqtt", reason), on_connect=self._on_connect)
         self._commands: queue.Queue[Any] = queue.Queue(maxsize=64)
         self._stop = threading.Event()
-        self.handlers: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
-            "prompts/set": (PromptsArgs, self._prompts_set), "prompts/test": (PromptsArgs, self._prompts_test),
-            "trigger": (TriggerArgs, self._trigger), "snapshot": (SnapshotArgs, self._snapshot),
-            "replay": (ReplayArgs, self._replay), "reload": (Empty, self._reload),
-            "memory": (MemoryArgs, self._memory),
+        # every answer goes through its verb's result model, the one response.schema.json lists: a handler's dict
+        # that drifts from the schema is a bug reported as an internal error, never a payload an MES rejects
+        self.handlers: dict[str, Verb] = {
+            "prompts/set": (PromptsArgs, PromptsSetResult, self._prompts_set),
+            "prompts/test": (PromptsArgs, PromptsTestResult, self._prompts_test),
+            "trigger": (TriggerArgs, TriggerResult, self._trigger),
+            "snapshot": (SnapshotArgs, SnapshotResult, self._snapshot),
+            "replay": (ReplayArgs, ReplayResult, self._replay), "reload": (Empty, PromptsSetResult, self._reload),
+            "memory": (MemoryArgs, MemoryResult, self._memory),
         }
         observers.on_prompt_change.append(self._publish_prompts)  # once per activation, whoever made it
 
@@ -130,8 +141,10 @@ class MqttBridge:
             return
         try:
             self._commands.put_nowait(message)
-        except queue.Full:
+        except queue.Full:  # answered at once (publishing does not block), so the sender is never left waiting
             log.warning("command dropped: %d commands already waiting", self._commands.qsize())
+            self._answer(message, self.topics.verb_of(message.topic) or "?", _loose_id(message.payload), None,
+                         f"busy: {self._commands.qsize()} commands are waiting; send it again later")
 
     def _command_loop(self) -> None:
         while not self._stop.is_set():
@@ -152,15 +165,16 @@ class MqttBridge:
             return verb, _loose_id(message.payload), None, f"invalid command: {describe(err)}"
         if verb not in self.handlers:
             return verb, request.id, None, f"unknown command '{verb}'; known: {', '.join(self.handlers)}"
-        model, handler = self.handlers[verb]
+        model, answer, handler = self.handlers[verb]
         try:
             args = model.model_validate(request.args)
-            return verb, request.id, handler(args), None
         except ValidationError as err:
             return verb, request.id, None, f"invalid args: {describe(err)}"
+        try:
+            return verb, request.id, answer.model_validate(handler(args)).model_dump(mode="json", by_alias=True), None
         except EdgeInspectError as err:
             return verb, request.id, None, str(err)
-        except Exception as err:  # a bug in a verb answers with an error; the loop goes on
+        except Exception as err:  # a bug in a verb (or an answer off its schema) is an error answer; the loop goes on
             log.exception("command %s failed", verb)
             return verb, request.id, None, f"internal error: {type(err).__name__}: {err}"
 
@@ -168,9 +182,9 @@ class MqttBridge:
                 error: str | None) -> None:
         incoming = getattr(message, "properties", None)
         topic = getattr(incoming, "ResponseTopic", None) or self.topics.response(verb)
-        if "+" in topic or "#" in topic:  # publishing to a wildcard is a protocol error that would drop us
-            log.warning("command %s: response topic %r has a wildcard; answering on %s instead", verb, topic,
-                        self.topics.response(verb))
+        if not self.topics.may_answer_on(topic):
+            log.warning("command %s: response topic %r is a wildcard or one of this station's own data topics; "
+                        "answering on %s instead", verb, topic, self.topics.response(verb))
             topic = self.topics.response(verb)
         props = self.link.properties(RESPONSE_SCHEMA_ID)
         correlation = getattr(incoming, "CorrelationData", None)
@@ -223,7 +237,9 @@ class MqttBridge:
 
 
 def _loose_id(payload: bytes) -> str | None:
-    """The request id of a command that failed validation, when it can still be read."""
+    """The request id of a command that failed validation, when it can still be read (not past the size limit)."""
+    if len(payload or b"") > MAX_COMMAND_BYTES:
+        return None
     try:
         data = json.loads(payload or b"{}")
     except ValueError:

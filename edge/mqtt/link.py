@@ -22,7 +22,7 @@ from typing import Any
 
 from edge.config import MqttConfig
 from edge.mqtt.outbox import Outbox
-from edge.mqtt.payloads import STATUS_SCHEMA_ID
+from edge.mqtt.payloads import MAX_COMMAND_BYTES, STATUS_SCHEMA_ID
 from edge.mqtt.topics import Topics
 from edge.results import RESULT_SCHEMA_ID
 
@@ -31,6 +31,8 @@ log = logging.getLogger("edge_inspect.mqtt")
 CONNECT_TIMEOUT_S = 10.0
 BACKOFF_MAX_S = 30.0
 REFUSED_PAUSE_S = 10.0
+# Commands are at most MAX_COMMAND_BYTES (answered with an error up to here, dropped by the broker beyond).
+MAX_PACKET_BYTES = 4 * MAX_COMMAND_BYTES
 
 
 @dataclass
@@ -181,12 +183,25 @@ class MqttLink:
                            keyfile=str(self.cfg.tls.key) if self.cfg.tls.key else None)
         return client
 
+    def _connect_properties(self) -> Any:
+        """MQTT 5: the largest packet the station takes (MAX_PACKET_BYTES), so that the broker drops an oversized
+        command instead of handing the station hundreds of MB to hold before the command's size check."""
+        if self.cfg.protocol != "5":
+            return None
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = MAX_PACKET_BYTES
+        return props
+
     def _connect(self) -> bool:
         """One attempt: TCP + CONNACK within CONNECT_TIMEOUT_S."""
         where = f"{self.cfg.host}:{self.cfg.port}"
         client = self._new_client()
         try:
-            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
+                           properties=self._connect_properties())
         except (OSError, ValueError) as err:
             self._fail(f"cannot reach the broker at {where} ({err}); check mqtt.host/port and the network")
             return False

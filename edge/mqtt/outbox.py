@@ -28,6 +28,7 @@ from edge.results import InspectionResult
 from edge.service.sinks import SinkBase
 
 Policy = Literal["block", "drop_oldest"]
+PRUNE_EVERY_S = 60.0  # delivered rows older than the replay window are forgotten at most this often (and at start)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered, seq);
+CREATE TABLE IF NOT EXISTS high_water (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
 """
 
 
@@ -94,6 +96,9 @@ class Outbox:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO outbox (seq, id, camera, payload, created) VALUES (?, ?, ?, ?, ?)",
                     [(seq, rid, cam, payload, now) for seq, rid, cam, payload in rows])
+                if rows:  # outlives pruning: the station's counter is never set below it (last_seq)
+                    self._db.execute("INSERT INTO high_water (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE "
+                                     "SET seq = MAX(seq, excluded.seq)", (max(r[0] for r in rows),))
 
     def _count_locked(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -124,8 +129,10 @@ class Outbox:
         return [Row(*r) for r in rows if not exclude or r[0] not in exclude][:limit]
 
     def last_seq(self) -> int:
+        """The highest seq this outbox ever stored, pruned rows included."""
         with self._lock:
-            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0])
+            return int(self._db.execute("SELECT MAX(COALESCE((SELECT MAX(seq) FROM outbox), 0), "
+                                        "COALESCE((SELECT seq FROM high_water WHERE id = 1), 0))").fetchone()[0])
 
     def mark_sent(self, seqs: list[int]) -> None:
         with self._lock, self._db:
@@ -156,13 +163,14 @@ class Outbox:
 
     # ---- facts for status and metrics ----
     def stats(self) -> dict[str, float | int | None]:
+        """``replay_from``: the oldest seq that cmd/replay can still send (null when the outbox is empty)."""
         with self._lock:
             backlog, oldest = self._db.execute(
                 "SELECT COUNT(*), MIN(created) FROM outbox WHERE delivered IS NULL").fetchone()
-            total = self._count_locked()
+            total, first = self._db.execute("SELECT COUNT(*), MIN(seq) FROM outbox").fetchone()
         age = None if oldest is None else round(time.time() - oldest, 1)
-        return {"backlog": int(backlog), "oldest_undelivered_s": age, "rows": total, "max_rows": self.max_rows,
-                "dropped": self.dropped}
+        return {"backlog": int(backlog), "oldest_undelivered_s": age, "rows": int(total), "max_rows": self.max_rows,
+                "dropped": self.dropped, "replay_from": None if first is None else int(first)}
 
     @property
     def full(self) -> bool:
@@ -187,8 +195,12 @@ class OutboxSink(SinkBase):
         self._wake = wake
         self._problem = problem
         self._stop = stop
+        self._pruned = time.monotonic()
 
     def write_many(self, results: list[InspectionResult]) -> None:
+        if time.monotonic() - self._pruned >= PRUNE_EVERY_S:  # the replay window is kept by time, not by traffic
+            self.outbox.prune()
+            self._pruned = time.monotonic()
         self.outbox.append([(r.seq, r.id, r.camera, r.to_json()) for r in results], self._stop)
         self._wake()
         stats = self.outbox.stats()

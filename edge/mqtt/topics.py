@@ -40,6 +40,18 @@ class Topics:
     def response(self, verb: str) -> str:
         return f"{self.root}/cmd/{verb}/response"
 
+    def may_answer_on(self, topic: str) -> bool:
+        """A command's MQTT 5 response topic the station will publish on: no wildcard (a protocol error that would
+        drop the connection), and within the station's own tree only ``reply/...`` or a command's response topic,
+        so that a command cannot make the station publish onto its result, status or prompts topics (the
+        shipped ACL lets the station write those). Topics outside its tree are left to the broker's ACL."""
+        if not topic or "+" in topic or "#" in topic:
+            return False
+        if not topic.startswith(f"{self.root}/"):
+            return True
+        rest = topic[len(self.root) + 1:]
+        return rest.startswith("reply/") or (rest.startswith("cmd/") and rest.endswith("/response"))
+
     def verb_of(self, topic: str) -> str | None:
         """The verb of a command topic, or None for anything else (responses included)."""
         head = f"{self.root}/cmd/"

@@ -36,25 +36,63 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
 
 
 
+# Keys added to a schema id after it was first published (DESIGN.md: "Additions are optional keys; a change that
+# breaks a consumer bumps the schema id"). This build always sends them, but devices of earlier builds under the same
+# id do not, so the schema does not require them. Add a key here when it is added to a published payload.
+ADDED_SINCE_FIRST: dict[str, tuple[str, ...]] = {
+    RESULT_SCHEMA_ID: ("source", "anomaly", "memory"),  # result/1 was first published without them
+    STATUS_SCHEMA_ID: ("since",),
+}
+SENT_COMMENT = ("Sent by the device. Every key listed here that is not in 'required' was added after this schema "
+                "id was first published (devices of earlier builds leave it out); later builds may add optional "
+                "keys, so objects allow keys this file does not list: ignore keys you do not know. A change that "
+                "would break a consumer gets a new schema id.")
+
+
+def _open(node: object) -> None:
+    """Drop additionalProperties: false everywhere (pydantic writes it for extra='forbid'): a consumer validating
+    with this file must accept the optional keys that a later build of the same schema id adds."""
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is False:
+            del node["additionalProperties"]
+        for value in node.values():
+            _open(value)
+    elif isinstance(node, list):
+        for value in node:
+            _open(value)
+
+
 def render(schema_id: str, model: type[BaseModel]) -> str:
     # what the device accepts may leave out keys with a default; in what it sends, every key is there
-    schema = model.model_json_schema(by_alias=True,
-                                     mode="validation" if schema_id == COMMAND_SCHEMA_ID else "serialization")
+    sent = schema_id != COMMAND_SCHEMA_ID
+    schema = model.model_json_schema(by_alias=True, mode="serialization" if sent else "validation")
+    if sent:
+        _open(schema)
+        added = ADDED_SINCE_FIRST.get(schema_id, ())
+        schema["required"] = [k for k in schema.get("required", []) if k not in added]
+        schema["$comment"] = SENT_COMMENT
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, **schema}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def main(argv: list[str]) -> int:
+    """Check that the committed schema files are current (exit 1 naming the stale ones), or rewrite them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m edge.schemas", description="The JSON Schema files of every "
+                                     f"payload the device sends or takes, in {HERE}: checks they match the models.")
+    parser.add_argument("--write", action="store_true", help="rewrite them from the models")
+    args = parser.parse_args(argv)
     stale = []
     for name, (schema_id, model) in SCHEMAS.items():
         text = render(schema_id, model)
         path = HERE / name
-        if "--write" in argv:
+        if args.write:
             path.write_text(text, encoding="utf-8")
         elif not path.is_file() or path.read_text(encoding="utf-8") != text:
             stale.append(name)
     if stale:
         print(f"stale: {', '.join(stale)}; run: python -m edge.schemas --write", file=sys.stderr)
         return 1
+    print(f"{'written' if args.write else 'current'}: {', '.join(SCHEMAS)} ({HERE})")
     return 0
-

@@ -30,6 +30,15 @@ class SequenceCounter:
             last = int(row[0])
             return list(range(last - count + 1, last + 1))
 
+    def advance_to(self, floor: int) -> int:
+        """Never below ``floor`` (the outbox's highest seq): a sequence file lost or restored from an older
+        backup would otherwise number new results with seqs the MES already has. Returns how far it moved."""
+        with self._lock:
+            before = int(self._db.execute("SELECT last FROM seq WHERE id = 1").fetchone()[0])
+            if floor > before:
+                self._db.execute("UPDATE seq SET last = ? WHERE id = 1", (floor,))
+            return max(0, floor - before)
+
     @property
     def last(self) -> int:
         with self._lock:

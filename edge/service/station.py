@@ -211,7 +211,7 @@ class Station:
     def memory_status(self) -> dict[str, Any]:
         state = self.prompts.state
         if not state.memories:
-            return {"active": False, "version": None, "images": 0, "good": state.prompts.good}
+            return {"active": False, "version": None, "images": 0, "good": state.prompts.good, "views": []}
         views = [{"tiles": len(m.tiles), "patches": m.patches, "thresholds": [round(t.threshold, 6) for t in m.tiles],
                   "leave_one_out": [round(x, 4) for x in m.loo_scores], "leave_one_out_images": list(m.names)}
                  for m in state.memories.values()]

@@ -580,7 +580,7 @@ again for each variant exactly as the memory sets it (the shipped row reproduces
 type top-1 and localisation were not measured. Of demo-siglip's 42 escapes, 20 are scratches (of 65) and 14 stains
 (of 50), at 0.4-0.9 of the threshold, many of them large:
 
-| frame score of a crop's patch distances | demo-siglip: AUROC | escapes | false rejects | demo-clip: AUROC | escapes | false rejects |
+| a crop's score from its patch distances | siglip: AUROC | escapes | false rej. | clip: AUROC | escapes | false rej. |
 |---|---|---|---|---|---|---|
 | the largest patch (shipped) | 0.960 | 14.7 % | 1.4 % | 0.994 | 2.1 % | 1.4 % |
 | the largest after a Gaussian blur of the map, sigma 0.5 patch | 0.964 | 13.3 % | 1.9 % | 0.994 | 1.8 % | 1.9 % |

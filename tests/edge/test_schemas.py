@@ -28,7 +28,7 @@ def test_a_result_validates_and_a_broken_one_does_not() -> None:
         "truth": None, "source": None, "anomaly": None, "memory": None,
     }
     jsonschema.validate(result, schema)
-    for key in ("schema", "source", "truth"):  # every key is sent, so every key is required
+    for key in ("schema", "truth", "replayed"):  # every key of result/1's first version is sent, so required
         with pytest.raises(jsonschema.ValidationError, match=f"'{key}' is a required property"):
             jsonschema.validate({k: v for k, v in result.items() if k != key}, schema)
     with pytest.raises(jsonschema.ValidationError):
@@ -47,3 +47,49 @@ def test_the_command_schema_accepts_what_the_station_accepts() -> None:
     for bad in ({"verb": "reload"}, {"args": {"camera": "cam1", "part_id": ""}}, {"args": {"from_seq": "ten"}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+def test_a_consumer_s_schema_takes_earlier_and_later_builds_of_the_same_id() -> None:
+    """DESIGN.md: additions are optional keys. A consumer validating with today's file must take a result of an
+    earlier build (without the keys added since result/1 was published) and of a later one (with a key this file
+    does not know, at the top and inside an object); everything this build sends is still listed."""
+    from edge.results import RESULT_SCHEMA_ID
+    from edge.schemas import ADDED_SINCE_FIRST
+
+    schema = json.loads((HERE / "result.schema.json").read_text())
+    assert set(ADDED_SINCE_FIRST[RESULT_SCHEMA_ID]) <= set(schema["properties"]) - set(schema["required"])
+    earlier = {
+        "schema": "edge-inspect/result/1", "id": "a1", "seq": 1, "ts": "2026-11-28T20:40:12.345Z",
+        "station": "s/l/st", "camera": "cam1", "verdict": "ok", "category": "good", "score": 0.9,
+        "scores": {"good": 0.9}, "tile": None, "prompt_set": {"name": "p", "version": "abc"},
+        "model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime"},
+        "latency_ms": 12.5, "snapshot": None, "part_id": None, "replayed": False, "simulated": False, "truth": None,
+    }
+    jsonschema.validate(earlier, schema)
+    later = {**earlier, "source": None, "anomaly": None, "memory": None, "lot": "L-7",
+             "model": {**earlier["model"], "family": "clip"}}
+    jsonschema.validate(later, schema)
+    status = json.loads((HERE / "status.schema.json").read_text())
+    assert "since" in status["properties"] and "since" not in status["required"]
+
+
+def test_a_command_s_schema_stays_strict() -> None:
+    """What the device takes is refused with a reason when a key is unknown (a typo must not pass silently)."""
+    schema = json.loads((HERE / "command.schema.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"id": "x", "args": {}, "colour": 1}, schema)
+
+
+def test_the_mqtt_tests_still_catch_a_key_the_device_sends_undocumented() -> None:
+    """The schemas allow unknown keys, so tests/edge/mqtt's validate_all also walks every payload for keys its
+    schema does not list (at the top, in objects, in anyOf branches such as a response's result)."""
+    from tests.edge.mqtt.conftest import _unlisted
+
+    schema = json.loads((HERE / "result.schema.json").read_text())
+    result = {"model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime", "family": "x"},
+              "tile": {"index": 0, "box": [0, 0, 1, 1], "zoom": 2}, "bogus": 1, "seq": 1}
+    assert sorted(_unlisted(result, schema, schema)) == ["bogus", "model.family", "tile.zoom"]
+    response = json.loads((HERE / "response.schema.json").read_text())
+    body = {"verb": "memory", "ok": True, "result": {"active": False, "version": None, "images": 0, "good": None,
+                                                      "prompt_set": None, "views": [], "extra": 1}}
+    assert _unlisted(body, response, response) == ["result.extra"]

@@ -210,5 +210,39 @@ def validate_all(messages: list[tuple[str, dict[str, Any], bool, Any]]) -> int:
             continue
         schema = json.loads((SCHEMAS_DIR / name).read_text())
         jsonschema.validate(body, schema, format_checker=jsonschema.FormatChecker())
+        unlisted = _unlisted(body, schema, schema)
+        assert not unlisted, f"{topic}: keys the schema does not list: {unlisted}"
         checked += 1
     return checked
+
+
+def _unlisted(value: Any, node: dict[str, Any], root: dict[str, Any], where: str = "") -> list[str]:
+    """Keys in a payload that its schema does not list. The schemas allow unknown keys (a later build's additions
+    must not break a consumer), so validation alone would not catch a key the device sends undocumented."""
+    if "$ref" in node:
+        node = root["$defs"][node["$ref"].split("/")[-1]]
+    branches = node.get("anyOf") or node.get("oneOf")
+    if branches:
+        found = [_unlisted(value, b, root, where) for b in branches if _fits(value, b, root)]
+        return min(found, key=len) if found else []
+    out: list[str] = []
+    if isinstance(value, dict) and "properties" in node:
+        for key, item in value.items():
+            if key not in node["properties"]:
+                if node.get("additionalProperties") is not True:  # prompts/active: the prompt set's own keys
+                    out.append(f"{where}{key}")
+            else:
+                out += _unlisted(item, node["properties"][key], root, f"{where}{key}.")
+    elif isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
+        for key, item in value.items():
+            out += _unlisted(item, node["additionalProperties"], root, f"{where}{key}.")
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for i, item in enumerate(value):
+            out += _unlisted(item, node["items"], root, f"{where}{i}.")
+    return out
+
+
+def _fits(value: Any, node: dict[str, Any], root: dict[str, Any]) -> bool:
+    import jsonschema  # type: ignore[import-untyped]
+
+    return bool(jsonschema.Draft202012Validator({**node, "$defs": root.get("$defs", {})}).is_valid(value))

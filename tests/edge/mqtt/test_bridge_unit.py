@@ -118,3 +118,50 @@ def test_a_wildcard_response_topic_is_answered_on_the_default_one(bridge: MqttBr
     bridge._answer(Message(f"{ROOT}/cmd/reload", b"{}", props), "reload", "r9", {"name": "fake"}, None)
     assert [t for t, _ in sent] == [f"{ROOT}/cmd/reload/response"]
     assert sent[0][1]["properties"].CorrelationData == b"corr-1"
+
+
+@pytest.mark.parametrize("topic, used", [
+    (f"{ROOT}/cam1/result", f"{ROOT}/cmd/reload/response"),  # the station's own data topics: never
+    (f"{ROOT}/status", f"{ROOT}/cmd/reload/response"),
+    (f"{ROOT}/prompts/active", f"{ROOT}/cmd/reload/response"),
+    (f"{ROOT}/reply/mes-1", f"{ROOT}/reply/mes-1"),  # what the shipped ACL gives replies
+    (f"{ROOT}/cmd/reload/ops-7/response", f"{ROOT}/cmd/reload/ops-7/response"),
+    ("replies/ops-7", "replies/ops-7"),  # outside the station's tree: the broker's ACL decides
+])
+def test_a_response_topic_cannot_be_one_of_the_station_s_data_topics(
+        bridge: MqttBridge, monkeypatch: pytest.MonkeyPatch, topic: str, used: str) -> None:
+    """The shipped ACL lets a station write its results, status and retained prompts: a command's response topic
+    pointing there would let anyone who may send a command (the MES may send replay) publish as the station."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    sent: list[str] = []
+    monkeypatch.setattr(bridge.link, "publish_now", lambda t, payload, **kw: sent.append(t) or True)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = topic
+    bridge._answer(Message(f"{ROOT}/cmd/reload", b"{}", props), "reload", "r1", {"name": "fake"}, None)
+    assert sent == [used]
+
+
+def test_a_full_command_queue_answers_busy_with_the_id(bridge: MqttBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands wait in a bounded queue; one that finds it full is answered at once, never silently dropped."""
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(bridge.link, "publish_now", lambda t, payload, **kw: sent.append(json.loads(payload)) or True)
+    for i in range(bridge._commands.maxsize):
+        bridge._enqueue_command(Message(f"{ROOT}/cmd/reload", json.dumps({"id": f"q{i}"}).encode()))
+    assert sent == []
+    bridge._enqueue_command(Message(f"{ROOT}/cmd/snapshot", b'{"id": "late-1", "args": {"camera": "cam1"}}'))
+    assert len(sent) == 1 and sent[0]["id"] == "late-1" and not sent[0]["ok"] and "busy" in sent[0]["error"]
+    assert sent[0]["verb"] == "snapshot"
+
+
+def test_an_answer_off_its_schema_is_an_internal_error(bridge: MqttBridge) -> None:
+    """Every answer passes its verb's result model (what response.schema.json lists), so one that drifts from the
+    schema is reported, not published for an MES validator to reject; a memory without views answers views []."""
+    control: FakeControl = bridge.control  # type: ignore[assignment]
+    control.snapshot = lambda camera: {"snapshot": 7}  # type: ignore[method-assign, assignment, return-value]
+    err = run(bridge, "snapshot", {"id": "s1", "args": {"camera": "cam1"}})[3]
+    assert err is not None and err.startswith("internal error: ValidationError")
+    control.memory_status = lambda: {"active": False, "version": None, "images": 0,  # type: ignore[method-assign]
+                                     "good": None}
+    assert run(bridge, "memory", {"args": {"action": "status"}})[2]["views"] == []

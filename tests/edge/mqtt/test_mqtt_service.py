@@ -182,6 +182,29 @@ def test_a_reconnect_never_retains_an_older_prompt_set(
         late.close()
 
 
+def test_a_lost_sequence_file_never_reuses_a_seq(make_config: Callable[..., ServiceConfig], broker: Broker,
+                                                tmp_path: Path) -> None:
+    """sequence.sqlite lost (or restored from an older backup): numbering continues after the outbox's highest seq,
+    never again from 1, which would give the MES new results under seqs it already holds."""
+    sub = Subscriber(broker.port)
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&frames=3&size=320x240&live=0"}],
+                      mqtt=_mqtt(broker))
+    first = Collector()
+    with build_station(cfg, sinks=[first]) as svc:
+        svc.run(duration=60)
+    assert [r.seq for r in first.results] == [1, 2, 3]
+    for name in ("sequence.sqlite", "sequence.sqlite-wal", "sequence.sqlite-shm"):
+        (tmp_path / "state" / name).unlink(missing_ok=True)
+    second = Collector()
+    with build_station(cfg, sinks=[second]) as svc:
+        svc.run(duration=60)
+    assert [r.seq for r in second.results] == [4, 5, 6]
+    sub.wait(lambda s: _complete(s, range(1, 7)), timeout=30)
+    ids = {r["seq"]: r["id"] for r in sub.results()}
+    assert [ids[r.seq] for r in first.results + second.results] == [r.id for r in first.results + second.results]
+    sub.close()
+
+
 def _run_service(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "edge.cli.main", "run", *args], cwd=ROOT, text=True,
@@ -299,6 +322,8 @@ def test_commands(make_config: Callable[..., ServiceConfig], broker: Broker, pro
         assert not huge["ok"] and "exceeds" in huge["error"]
         reload = _command(sub, "reload", {})
         assert reload["ok"] and reload["result"]["version"] == ok["result"]["version"]
+        memory = _command(sub, "memory", {"action": "status"})  # no memory: still every key of MemoryResult
+        assert memory["ok"] and memory["result"]["active"] is False and memory["result"]["views"] == []
     sub.close()
     topics = {t for t, *_ in sub.messages}
     assert validate_all(sub.messages) > 10 and any(t.endswith("/prompts/active") for t in topics)
@@ -413,3 +438,73 @@ def test_tls_with_the_right_ca_delivers_and_an_untrusted_one_is_reported(
         backlog = svc.bridge.outbox.stats()["backlog"]  # type: ignore[union-attr]
     assert "CERTIFICATE_VERIFY_FAILED" in reasons or "certificate" in reasons.lower()
     assert backlog >= 3  # kept for when the certificate is fixed
+
+
+def _readme_subscriber(port: int) -> str:
+    """The README's subscriber, pointed at the test broker as the mes user."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("**A subscriber** (paho-mqtt 2)")
+    code = readme[readme.index("```python\n", start) + len("```python\n"):readme.index("```\n", start + 40)]
+    assert 'c.username_pw_set("mes", "..."); c.connect("broker", 1883,' in code
+    return code.replace('"...")', f'"{USERS["mes"]}")').replace('"broker", 1883', f'"127.0.0.1", {port}')
+
+
+def test_the_readme_subscriber_gets_what_it_missed_and_heals_a_gap(
+        make_config: Callable[..., ServiceConfig], auth_broker: Broker, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """The integrator's example, run as it is printed: its persistent session gets the results sent while it was
+    away, and when results expired at the broker before it came back (a gap in seq) it asks cmd/replay for them."""
+    monkeypatch.setenv("EDGE_INSPECT_MQTT_PASSWORD", USERS["st1"])
+    script = tmp_path / "subscriber.py"
+    script.write_text(_readme_subscriber(auth_broker.port))
+    out = tmp_path / "subscriber.out"
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-u", str(script)], stdout=out.open("ab"), stderr=subprocess.STDOUT,
+                                cwd=tmp_path)  # its mes-state.json: what it took, across its restarts
+        time.sleep(1.5)  # connected and subscribed
+        return proc
+
+    def seen() -> list[int]:
+        return [int(line.split()[0]) for line in out.read_text().splitlines() if line.split()[:1] != []
+                and line.split()[0].isdigit()]
+
+    def run(frames: int, expiry: int | None = None) -> None:
+        cfg = make_config([{"name": "cam1", "source": f"sim://line?seed=1&frames={frames}&size=320x240&live=0"}],
+                          mqtt=_mqtt(auth_broker, username="st1", message_expiry_s=expiry))
+        with build_station(cfg) as svc:
+            svc.run(duration=60)
+
+    sub = start()
+    run(3)
+    _wait_for(lambda: seen() == [1, 2, 3], out)
+    sub.kill()
+    sub.wait(10)
+    run(3)  # away: the broker keeps them for its session
+    sub = start()
+    _wait_for(lambda: seen() == [1, 2, 3, 4, 5, 6], out)
+    sub.kill()
+    sub.wait(10)
+    run(3, expiry=1)  # away, and these expire at the broker: 7-9 are a gap when 10 arrives
+    time.sleep(2.5)
+    sub = start()
+    cfg = make_config([{"name": "cam1", "source": "sim://line?seed=1&size=320x240", "fps": 4}],
+                      mqtt=_mqtt(auth_broker, username="st1"))
+    try:
+        with build_station(cfg) as svc:
+            _wait_for(lambda: {7, 8, 9, 10} <= set(seen()), out)
+            svc.request_stop()
+            svc.run(duration=10)
+    finally:
+        sub.kill()
+        sub.wait(10)
+    got = seen()
+    assert got[:6] == [1, 2, 3, 4, 5, 6] and got[6] == 10 and sorted(got[7:10]) == [7, 8, 9], got
+    assert len(got) == len(set(got))  # de-duplicated on id
+
+
+def _wait_for(predicate: Callable[[], bool], out: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, out.read_text()[:1500]
+        time.sleep(0.1)

@@ -5,11 +5,22 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from edge.mqtt.outbox import Outbox
+from edge.results import InspectionResult
 
 
 def _rows(first: int, n: int, camera: str = "cam1") -> list[tuple[int, str, str, str]]:
     return [(s, f"id{s}", camera, f'{{"seq": {s}}}') for s in range(first, first + n)]
+
+
+def _result(seq: int) -> InspectionResult:
+    return InspectionResult.model_validate({
+        "id": f"id{seq}", "seq": seq, "ts": "2026-12-05T01:00:00.000Z", "station": "s/l/st", "camera": "cam1",
+        "verdict": "ok", "category": "good", "score": 0.9, "scores": {"good": 0.9}, "tile": None,
+        "prompt_set": {"name": "p", "version": "v"},
+        "model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime"}, "latency_ms": 1.0})
 
 
 def test_pending_in_seq_order_and_delivery_survives_reopen(tmp_path: Path) -> None:
@@ -65,3 +76,29 @@ def test_stopping_while_full_goes_over_budget_rather_than_losing(tmp_path: Path)
     stop.set()
     box.append(_rows(11, 2), stop)
     assert [r.seq for r in box.pending(20)][-2:] == [11, 12] and box.overflow == 2
+
+
+def test_the_highest_seq_outlives_pruning_and_stats_say_what_replay_can_send(tmp_path: Path) -> None:
+    """The station's counter is set from last_seq at start: it must not fall when old rows are pruned."""
+    box = Outbox(tmp_path / "o.sqlite", keep_delivered_s=0)
+    assert box.last_seq() == 0 and box.stats()["replay_from"] is None
+    box.append(_rows(5, 3))
+    assert box.stats()["replay_from"] == 5
+    box.mark_delivered([5, 6, 7])
+    assert box.prune() == 3 and box.stats()["rows"] == 0
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite")
+    assert again.last_seq() == 7 and again.stats()["replay_from"] is None
+
+
+def test_the_sink_prunes_by_time_not_only_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """keep_delivered_s is a time window: delivered rows past it go while results flow, not only at the budget."""
+    from edge.mqtt import outbox as module
+
+    box = Outbox(tmp_path / "o.sqlite", keep_delivered_s=0)
+    sink = module.OutboxSink(box, wake=lambda: None, problem=lambda *_: None)
+    box.append(_rows(1, 3))
+    box.mark_delivered([1, 2, 3])
+    monkeypatch.setattr(module, "PRUNE_EVERY_S", 0.0)
+    sink.write_many([_result(4)])
+    assert [r.seq for r in box.delivered_since(0, None, 10)] == [4]
