@@ -53,7 +53,8 @@ class TileConfig(_Strict):
         return v
 
 
-RESERVED_CAMERA_NAMES = ("status", "prompts", "cmd")  # they would collide with station topics
+# they would collide with station topics: .../status, .../prompts/active, .../cmd/..., .../reply/... (responses)
+RESERVED_CAMERA_NAMES = ("status", "prompts", "cmd", "reply")
 
 
 class CameraConfig(_Strict):

@@ -6,6 +6,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+# Who asked (MQTT requested_by, the open page's operator name), as it goes into the audit log and the saved prompt
+# file's comment: any characters, spaces included ("Anna K", "MES line 3"), but no line breaks, tabs or other control
+# characters, which could forge log lines or inject YAML keys (the prompt manager also makes any source printable
+# before it writes it). '' is allowed: unknown.
+REQUESTED_BY_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]{0,128}$"
+
 
 def describe(err: ValidationError) -> str:
     """``'where': what`` for the most telling error (an unknown key explains a missing one)."""

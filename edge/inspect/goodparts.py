@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -127,16 +129,43 @@ def images_hash(images: Sequence[np.ndarray]) -> str:
 
 
 class MemoryCache:
-    """``.npz`` files under the state dir, keyed by bundle, images, view and parameters."""
+    """``.npz`` files under the state dir, keyed by bundle, images, view and parameters, and the last few memories
+    built for a candidate (a preview, prompts/test) held in this process only: a candidate writes nothing to disk,
+    and the set activated after its preview takes its memory from here (written to disk then) instead of building
+    it again. The key is the content (images, view, parameters), so a changed good folder is never served stale."""
+
+    RECENT = 2  # candidates' memories held in process
 
     def __init__(self, folder: Path, bundle_hash: str) -> None:
         self.folder = folder
         self.bundle_hash = bundle_hash[:16]
+        self._recent: OrderedDict[str, ViewMemory] = OrderedDict()
+        self._lock = threading.Lock()
 
     def path(self, version: str) -> Path:
         return self.folder / f"memory-{self.bundle_hash}-{version}.npz"
 
+    def remember(self, memory: ViewMemory) -> None:
+        """Hold a candidate's memory in process (the oldest of RECENT goes)."""
+        with self._lock:
+            self._recent[memory.version] = memory
+            self._recent.move_to_end(memory.version)
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
+
+    def recent(self, version: str) -> ViewMemory | None:
+        with self._lock:
+            return self._recent.get(version)
+
     def get(self, version: str) -> ViewMemory | None:
+        """From disk; else a candidate's memory held in process, which is written to disk now (it is being
+        activated)."""
+        found = self._read(version)
+        if found is None and (found := self.recent(version)) is not None:
+            self.put(found)
+        return found
+
+    def _read(self, version: str) -> ViewMemory | None:
         try:
             with np.load(self.path(version), allow_pickle=False) as data:
                 count = int(data["tiles"])

@@ -96,11 +96,19 @@ class EmbeddingCache:
         save_npz(self._path(version), {"text_embeds": embeds})
 
 
-class _ReadOnlyMemoryCache(MemoryCache):
-    """Reads the memory cache, never writes it (see :func:`build_state`'s ``keep``)."""
+class _CandidateMemoryCache(MemoryCache):
+    """A candidate's view of the memory cache (see :func:`build_state`'s ``keep``): reads the disk and the memories
+    held in process, writes nothing to disk; what it builds is held in ``base``'s process memory."""
+
+    def __init__(self, base: MemoryCache) -> None:
+        super().__init__(base.folder, base.bundle_hash)
+        self._base = base
+
+    def get(self, version: str) -> ViewMemory | None:
+        return self._base.recent(version) or self._base._read(version)
 
     def put(self, memory: ViewMemory) -> None:
-        pass
+        self._base.remember(memory)
 
 
 def text_embeddings(model: ZeroShotModel, prompts: PromptSet) -> np.ndarray:
@@ -182,15 +190,16 @@ def build_state(model: ZeroShotModel, prompts: PromptSet, base: Path, cache: Emb
                 memory_cache: MemoryCache | None = None, keep: bool = True) -> PromptState:
     """Encode a prompt set (or take it from the cache), and build its good-part memories for ``views``;
     raises ConfigError (or BundleError) naming the problem. ``keep=False`` (a candidate: a preview or
-    ``prompts/test``) reads the caches but writes nothing: a stream of tests must not fill the state disk
-    that the outbox shares; a set that is activated later is encoded again then, and kept."""
+    ``prompts/test``) reads the caches but writes nothing to disk: a stream of tests must not fill the state disk
+    that the outbox shares; its memory is held in process (MemoryCache.RECENT), so activating it after a preview
+    does not build it again."""
     embeds = cache.get(prompts.version) if cache else None
     if embeds is None or embeds.shape[0] != len(prompts.categories):
         embeds = text_embeddings(model, prompts)
         if cache and keep:
             cache.put(prompts.version, embeds)
     if memory_cache is not None and not keep:
-        memory_cache = _ReadOnlyMemoryCache(memory_cache.folder, memory_cache.bundle_hash)
+        memory_cache = _CandidateMemoryCache(memory_cache)
     protos, has = prototypes(model, prompts, base, roots)
     return PromptState(prompts, embeds, protos, has, source, memories(model, prompts, base, roots, views, memory_cache))
 

@@ -143,8 +143,11 @@ class MqttBridge:
             self._commands.put_nowait(message)
         except queue.Full:  # answered at once (publishing does not block), so the sender is never left waiting
             log.warning("command dropped: %d commands already waiting", self._commands.qsize())
-            self._answer(message, self.topics.verb_of(message.topic) or "?", _loose_id(message.payload), None,
-                         f"busy: {self._commands.qsize()} commands are waiting; send it again later")
+            try:  # on paho's network thread: nothing may escape from here (it would stop the connection's loop)
+                self._answer(message, self.topics.verb_of(message.topic) or "?", _loose_id(message.payload), None,
+                             f"busy: {self._commands.qsize()} commands are waiting; send it again later")
+            except Exception:
+                log.exception("the busy answer to a command on %s failed", message.topic)
 
     def _command_loop(self) -> None:
         while not self._stop.is_set():
@@ -171,12 +174,18 @@ class MqttBridge:
         except ValidationError as err:
             return verb, request.id, None, f"invalid args: {describe(err)}"
         try:
-            return verb, request.id, answer.model_validate(handler(args)).model_dump(mode="json", by_alias=True), None
+            done = handler(args)
         except EdgeInspectError as err:
             return verb, request.id, None, str(err)
-        except Exception as err:  # a bug in a verb (or an answer off its schema) is an error answer; the loop goes on
+        except Exception as err:  # a bug in a verb is an error answer; the loop goes on
             log.exception("command %s failed", verb)
             return verb, request.id, None, f"internal error: {type(err).__name__}: {err}"
+        try:
+            return verb, request.id, answer.model_validate(done).model_dump(mode="json", by_alias=True), None
+        except ValidationError as err:  # a bug: say that the command itself was carried out (do not send it again)
+            log.exception("command %s: its answer does not match %s", verb, answer.__name__)
+            return verb, request.id, None, (f"internal error after the command was carried out (do not send it "
+                                            f"again): its answer does not match the schema: {describe(err)}")
 
     def _answer(self, message: Any, verb: str, request_id: str | None, result: dict[str, Any] | None,
                 error: str | None) -> None:
@@ -242,7 +251,7 @@ def _loose_id(payload: bytes) -> str | None:
         return None
     try:
         data = json.loads(payload or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: '[' nested deeper than the parser goes
         return None
     value = data.get("id") if isinstance(data, dict) else None
     return value[:128] if isinstance(value, str) else None

@@ -1,6 +1,7 @@
 """The MQTT link: one sender thread that owns the paho client and publishes the outbox.
 
-paho callbacks only put events on a queue; everything else happens on the sender thread:
+paho callbacks only put events on a queue (and hand commands to the bridge, which queues them or answers
+"busy"; nothing raised there may escape into paho's loop); everything else happens on the sender thread:
 connecting (a fresh client per attempt, so only the outbox decides what is re-sent),
 birth and retained topics, publishing undelivered results in seq order, reconciling
 PUBACKs, and backing off. A PUBACK with a failure reason code (>= 0x80, e.g. 0x87 not
@@ -158,7 +159,10 @@ class MqttLink:
         self._wake.set()
 
     def _cb_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._on_message(message)
+        try:  # an exception here would end paho's network loop without a disconnect event: never let one out
+            self._on_message(message)
+        except Exception:
+            log.exception("handling a message on %s failed", getattr(message, "topic", "?"))
 
     # ---- the sender thread ----
     def _new_client(self) -> Any:

@@ -66,6 +66,9 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(SCHEMA)
+            # an outbox written before the high-water mark existed: its rows are the mark (before any pruning)
+            self._db.execute("INSERT INTO high_water (id, seq) SELECT 1, MAX(seq) FROM outbox HAVING COUNT(*) > 0 "
+                             "ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)")
         except sqlite3.Error as err:
             raise PublishError(f"{path}: cannot open the outbox ({err}); check the state dir's disk "
                                "and permissions.") from err

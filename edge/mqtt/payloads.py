@@ -7,17 +7,13 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from edge.validation import inline
+from edge.validation import REQUESTED_BY_PATTERN, inline
 
 STATUS_SCHEMA_ID: Final = "edge-inspect/status/1"
 PROMPTS_ACTIVE_SCHEMA_ID: Final = "edge-inspect/prompts-active/1"
 RESPONSE_SCHEMA_ID: Final = "edge-inspect/response/1"
 COMMAND_SCHEMA_ID: Final = "edge-inspect/command/1"
 MAX_COMMAND_BYTES = 256 * 1024
-# who asked, as it goes into the audit log and the saved prompt file's comment: printable characters, spaces
-# included ("Anna K", "MES line 3"), but no line breaks or other control characters, which could forge log lines
-# or inject YAML keys (the prompt manager also makes any source printable before it writes it)
-REQUESTED_BY_PATTERN: Final = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]{0,128}$"  # '': unknown
 
 
 class _Payload(BaseModel):
@@ -63,8 +59,8 @@ class PromptsActive(_Payload):
 
 def _requested_by(value: str) -> str:
     """A readable refusal (pydantic's own would quote the regex)."""
-    if len(value) > 128 or not value.isprintable() or not re.fullmatch(REQUESTED_BY_PATTERN, value):
-        raise ValueError("at most 128 printable characters (no line breaks, tabs or other control characters), "
+    if not re.fullmatch(REQUESTED_BY_PATTERN, value):  # exactly what the schema says, nothing stricter
+        raise ValueError("at most 128 characters, none of them a line break, tab or other control character, "
                          "e.g. 'mes-1' or 'Anna K'")
     return value
 
@@ -72,8 +68,8 @@ def _requested_by(value: str) -> str:
 RequestedBy = Annotated[
     Annotated[str, AfterValidator(_requested_by),
               WithJsonSchema({"type": "string", "maxLength": 128, "pattern": REQUESTED_BY_PATTERN})] | None,
-    Field(description="For the audit log: at most 128 printable characters (no line breaks or control "
-                      "characters).")]
+    Field(description="For the audit log: at most 128 characters, no line breaks, tabs or other control "
+                      "characters.")]
 
 
 def _any_of(*models: type[BaseModel], null: bool = False, mode: str = "serialization") -> dict[str, Any]:

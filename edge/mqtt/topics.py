@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from edge.config import StationConfig
 
-RESERVED = ("status", "prompts", "cmd")  # camera names that would collide with station topics
 VERBS = ("prompts/set", "prompts/test", "trigger", "snapshot", "replay", "reload", "memory")
 
 

@@ -49,7 +49,7 @@ from edge.ops.sources import OpsSources
 from edge.prompts import NAME_PATTERN, PromptSet
 from edge.service.control import StationControl
 from edge.service.teach import MAX_TEACH
-from edge.validation import describe
+from edge.validation import REQUESTED_BY_PATTERN, describe
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 256 * 1024  # a prompt set is a few KB; refuse anything that could fill memory
@@ -59,7 +59,7 @@ MAX_EXEMPLARS = 50  # per category: few-shot means few; also bounds the disk use
 BODY_TIMEOUT_S = 10.0  # a body that has not arrived by then is dropped (slow-loris)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp")
 # the open page's typed operator name goes into the audit log and the saved prompt file's comment, where a line
-# break would forge a line or inject a YAML key: printable characters only (spaces allowed: "Anna K")
+# break would forge a line or inject a YAML key: the same rule as MQTT's requested_by (spaces allowed: "Anna K")
 OPERATOR_MAX = 64
 MAX_LABELS = 10_000  # threshold assistant: far more than the recent results the station keeps
 
@@ -72,9 +72,9 @@ class BodyError(Exception):
 
 def _operator(value: str) -> str:
     value = value.strip()
-    if value and (len(value) > OPERATOR_MAX or not value.isprintable()):  # empty: "say who you are" below
-        raise ValueError(f"operator name: 1 to {OPERATOR_MAX} printable characters (no line breaks, tabs or other "
-                         "control characters), e.g. 'Anna K'")
+    if value and (len(value) > OPERATOR_MAX or not re.fullmatch(REQUESTED_BY_PATTERN, value)):  # empty: below
+        raise ValueError(f"operator name: 1 to {OPERATOR_MAX} characters, none of them a line break, tab or other "
+                         "control character, e.g. 'Anna K'")
     return value
 
 

@@ -37,16 +37,20 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
 
 
 # Keys added to a schema id after it was first published (DESIGN.md: "Additions are optional keys; a change that
-# breaks a consumer bumps the schema id"). This build always sends them, but devices of earlier builds under the same
-# id do not, so the schema does not require them. Add a key here when it is added to a published payload.
-ADDED_SINCE_FIRST: dict[str, tuple[str, ...]] = {
-    RESULT_SCHEMA_ID: ("source", "anomaly", "memory"),  # result/1 was first published without them
-    STATUS_SCHEMA_ID: ("since",),
+# breaks a consumer bumps the schema id"), by the object (model title) they were added to. This build always sends
+# them, but devices of earlier builds under the same id do not, so the schema does not require them. Add a key here
+# when it is added to a published payload.
+ADDED_SINCE_FIRST: dict[str, dict[str, tuple[str, ...]]] = {
+    RESULT_SCHEMA_ID: {"InspectionResult": ("source", "anomaly", "memory")},  # result/1 was published without them
+    STATUS_SCHEMA_ID: {"StatusPayload": ("since",)},
+    # response/1 was first published with an untyped result: the first build answered trigger with {camera,
+    # part_id} and prompts/test with {version, cameras}
+    RESPONSE_SCHEMA_ID: {"TriggerResult": ("queued", "timeout_s"), "PromptsTestResult": ("recent_defects",)},
 }
-SENT_COMMENT = ("Sent by the device. Every key listed here that is not in 'required' was added after this schema "
-                "id was first published (devices of earlier builds leave it out); later builds may add optional "
-                "keys, so objects allow keys this file does not list: ignore keys you do not know. A change that "
-                "would break a consumer gets a new schema id.")
+SENT_COMMENT = ("Sent by the device. A key listed here but not in 'required' may be absent: it was added after this "
+                "schema id was first published (devices of earlier builds leave it out), or it is optional by "
+                "nature. Later builds may add optional keys, so objects allow keys this file does not list: ignore "
+                "keys you do not know. A change that would break a consumer gets a new schema id.")
 
 
 def _open(node: object) -> None:
@@ -62,14 +66,26 @@ def _open(node: object) -> None:
             _open(value)
 
 
+def _not_required(node: object, added: dict[str, tuple[str, ...]]) -> None:
+    """Take the keys in ``added`` (by the title of the object that has them) out of its ``required``, at any depth."""
+    if isinstance(node, dict):
+        keys = added.get(str(node.get("title")), ())
+        if keys and "required" in node:
+            node["required"] = [k for k in node["required"] if k not in keys]
+        for value in node.values():
+            _not_required(value, added)
+    elif isinstance(node, list):
+        for value in node:
+            _not_required(value, added)
+
+
 def render(schema_id: str, model: type[BaseModel]) -> str:
     # what the device accepts may leave out keys with a default; in what it sends, every key is there
     sent = schema_id != COMMAND_SCHEMA_ID
     schema = model.model_json_schema(by_alias=True, mode="serialization" if sent else "validation")
     if sent:
         _open(schema)
-        added = ADDED_SINCE_FIRST.get(schema_id, ())
-        schema["required"] = [k for k in schema.get("required", []) if k not in added]
+        _not_required(schema, ADDED_SINCE_FIRST.get(schema_id, {}))
         schema["$comment"] = SENT_COMMENT
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, **schema}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -57,7 +57,8 @@ def test_a_consumer_s_schema_takes_earlier_and_later_builds_of_the_same_id() -> 
     from edge.schemas import ADDED_SINCE_FIRST
 
     schema = json.loads((HERE / "result.schema.json").read_text())
-    assert set(ADDED_SINCE_FIRST[RESULT_SCHEMA_ID]) <= set(schema["properties"]) - set(schema["required"])
+    assert set(ADDED_SINCE_FIRST[RESULT_SCHEMA_ID]["InspectionResult"]) <= set(schema["properties"]) - set(
+        schema["required"])
     earlier = {
         "schema": "edge-inspect/result/1", "id": "a1", "seq": 1, "ts": "2026-11-28T20:40:12.345Z",
         "station": "s/l/st", "camera": "cam1", "verdict": "ok", "category": "good", "score": 0.9,
@@ -93,3 +94,15 @@ def test_the_mqtt_tests_still_catch_a_key_the_device_sends_undocumented() -> Non
     body = {"verb": "memory", "ok": True, "result": {"active": False, "version": None, "images": 0, "good": None,
                                                       "prompt_set": None, "views": [], "extra": 1}}
     assert _unlisted(body, response, response) == ["result.extra"]
+
+
+def test_an_answer_of_the_first_response_1_build_still_validates() -> None:
+    """response/1 was first published with an untyped result; that build answered trigger with {camera, part_id}
+    and prompts/test with {version, cameras}: today's file must take them (keys added later are optional)."""
+    schema = json.loads((HERE / "response.schema.json").read_text())
+    base = {"schema": "edge-inspect/response/1", "verb": "trigger", "id": "t1", "ok": True, "error": None,
+            "ts": "2026-11-28T20:40:12.345Z"}
+    jsonschema.validate({**base, "result": {"camera": "cam1", "part_id": "P-1"}}, schema)
+    jsonschema.validate({**base, "verb": "prompts/test", "result": {"version": "v", "cameras": {}}}, schema)
+    with pytest.raises(jsonschema.ValidationError):  # what was there from the start stays required
+        jsonschema.validate({**base, "result": {"camera": "cam1"}}, schema)

@@ -161,7 +161,34 @@ def test_an_answer_off_its_schema_is_an_internal_error(bridge: MqttBridge) -> No
     control: FakeControl = bridge.control  # type: ignore[assignment]
     control.snapshot = lambda camera: {"snapshot": 7}  # type: ignore[method-assign, assignment, return-value]
     err = run(bridge, "snapshot", {"id": "s1", "args": {"camera": "cam1"}})[3]
-    assert err is not None and err.startswith("internal error: ValidationError")
+    assert err is not None and err.startswith("internal error after the command was carried out (do not send it")
+    assert "'snapshot'" in err
     control.memory_status = lambda: {"active": False, "version": None, "images": 0,  # type: ignore[method-assign]
                                      "good": None}
     assert run(bridge, "memory", {"args": {"action": "status"}})[2]["views"] == []
+
+
+def test_a_command_nested_too_deep_to_parse_is_still_answered(bridge: MqttBridge,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A payload of 100,000 '[' (under the size limit) makes json raise RecursionError: it is an invalid command,
+    whether it is executed or finds the queue full (then on paho's own thread, where nothing may escape)."""
+    deep = b"[" * 100_000
+    verb, rid, result, err = run(bridge, "reload", deep)
+    assert rid is None and result is None and err is not None and err.startswith("invalid command")
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(bridge.link, "publish_now", lambda t, payload, **kw: sent.append(json.loads(payload)) or True)
+    for _ in range(bridge._commands.maxsize):
+        bridge._enqueue_command(Message(f"{ROOT}/cmd/reload", b"{}"))
+    bridge.link._cb_message(None, None, Message(f"{ROOT}/cmd/reload", deep))  # paho's callback: must not raise
+    assert len(sent) == 1 and "busy" in sent[0]["error"] and sent[0]["id"] is None
+
+
+def test_reply_is_not_a_camera_name() -> None:
+    """Within a station's tree only reply/... and command responses take answers: a camera named 'reply' would put
+    its results under reply/ and reopen that door."""
+    from pydantic import ValidationError
+
+    from edge.config import CameraConfig
+
+    with pytest.raises(ValidationError, match="reserved for station topics"):
+        CameraConfig(name="reply", source="0")

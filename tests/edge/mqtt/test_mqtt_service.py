@@ -445,7 +445,7 @@ def _readme_subscriber(port: int) -> str:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("**A subscriber** (paho-mqtt 2)")
     code = readme[readme.index("```python\n", start) + len("```python\n"):readme.index("```\n", start + 40)]
-    assert 'c.username_pw_set("mes", "..."); c.connect("broker", 1883,' in code
+    assert 'c.username_pw_set("mes", "..."); c.connect("broker", 1883,' in code and 'client_id="mes-line3"' in code
     return code.replace('"...")', f'"{USERS["mes"]}")').replace('"broker", 1883', f'"127.0.0.1", {port}')
 
 
@@ -460,10 +460,10 @@ def test_the_readme_subscriber_gets_what_it_missed_and_heals_a_gap(
     out = tmp_path / "subscriber.out"
 
     def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-u", str(script)], stdout=out.open("ab"), stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-u", str(script)], stdout=out.open("ab"), stderr=subprocess.STDOUT,
                                 cwd=tmp_path)  # its mes-state.json: what it took, across its restarts
-        time.sleep(1.5)  # connected and subscribed
-        return proc
+
+    _open_session(auth_broker.port, "mes-line3")  # as its first run would: from here the broker keeps its results
 
     def seen() -> list[int]:
         return [int(line.split()[0]) for line in out.read_text().splitlines() if line.split()[:1] != []
@@ -501,6 +501,26 @@ def test_the_readme_subscriber_gets_what_it_missed_and_heals_a_gap(
     got = seen()
     assert got[:6] == [1, 2, 3, 4, 5, 6] and got[6] == 10 and sorted(got[7:10]) == [7, 8, 9], got
     assert len(got) == len(set(got))  # de-duplicated on id
+
+
+def _open_session(port: int, client_id: str) -> None:
+    """Connect once as ``client_id`` with the README's session settings and subscription, then leave: the broker
+    keeps the session (and queues QoS 1 results for it) whether or not the subscriber is connected yet."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    subscribed = threading.Event()
+    session = Properties(PacketTypes.CONNECT)
+    session.SessionExpiryInterval = 7 * 24 * 3600
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.on_connect = lambda client, *a: client.subscribe("inspect/+/+/+/+/result", qos=1)
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.username_pw_set("mes", USERS["mes"])
+    c.connect("127.0.0.1", port, clean_start=False, properties=session)
+    c.loop_start()
+    assert subscribed.wait(10)
+    c.disconnect()
+    c.loop_stop()
 
 
 def _wait_for(predicate: Callable[[], bool], out: Path, timeout: float = 30) -> None:

@@ -102,3 +102,19 @@ def test_the_sink_prunes_by_time_not_only_when_full(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(module, "PRUNE_EVERY_S", 0.0)
     sink.write_many([_result(4)])
     assert [r.seq for r in box.delivered_since(0, None, 10)] == [4]
+
+
+def test_an_outbox_from_before_the_high_water_mark_takes_its_rows_as_the_mark(tmp_path: Path) -> None:
+    """Upgrading: an outbox written by an earlier build has no high-water mark; pruning its old delivered rows at
+    the first start must not lower last_seq (the counter starts above it)."""
+    import sqlite3
+
+    path = tmp_path / "o.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, camera TEXT NOT NULL, "
+                         "payload TEXT NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+                         "delivered REAL);")
+        db.executemany("INSERT INTO outbox VALUES (?, ?, 'cam1', '{}', 0, 1, 1)", [(s, f"id{s}") for s in (1, 2, 500)])
+    box = Outbox(path, keep_delivered_s=3600)
+    assert box.prune() == 3 and box.stats()["rows"] == 0
+    assert box.last_seq() == 500

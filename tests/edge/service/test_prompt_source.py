@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from edge.bundle import Bundle
 from edge.errors import ConfigError
+from edge.inspect import goodparts
 from edge.model import ZeroShotModel
 from edge.mqtt.payloads import CommandRequest, Empty, MemoryArgs, PromptsArgs
 from edge.prompts import load_prompt_set, parse_prompt_set
@@ -36,11 +37,11 @@ def test_a_requested_by_outside_the_safe_pattern_is_refused(model: Any, name: st
     with pytest.raises(ValidationError) as err:
         model.model_validate(request.args)
     line = describe(err.value)
-    assert "'requested_by'" in line and "printable characters" in line and "\n" not in line
+    assert "'requested_by'" in line and "control character" in line and "\n" not in line
 
 
 @pytest.mark.parametrize("name", ["mes-1", "anna@plant.example", "ops:line_2", "A.B", "Anna K", "MES line 3",
-                                  "Zoë Ñ", ""])
+                                  "Zoë Ñ", "山田\u3000太郎", "a\u00a0b", ""])
 def test_ordinary_names_pass(name: str) -> None:
     assert PromptsArgs.model_validate({"prompt_set": {}, "requested_by": name}).requested_by == name
     assert Empty.model_validate({}).requested_by is None
@@ -83,7 +84,8 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def test_a_candidate_writes_no_cache_but_an_activated_set_does(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+def test_a_candidate_writes_no_cache_but_an_activated_set_does(tiny_bundles: dict[str, Path], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     good = tmp_path / "good"
     good.mkdir()
     line = LineSimulator(seed=5000, product="steel-plate", defect_rate=0.0)
@@ -102,7 +104,11 @@ def test_a_candidate_writes_no_cache_but_an_activated_set_does(tiny_bundles: dic
         for candidate in (new_words, new_memory):
             assert manager.candidate(candidate, "preview").version != manager.state.version
             assert _files(state) == before  # nothing written, though it was encoded and built
+        built: list[str] = []
+        real_build = goodparts.build_view_memory
+        monkeypatch.setattr(goodparts, "build_view_memory", lambda *a, **k: built.append(a[5]) or real_build(*a, **k))
         manager.apply(new_memory, "ui:anna")
+        assert built == []  # the previewed memory, held in process: activating it does not build it again
         after = _files(state)
         assert len([f for f in after if f.startswith("memories/")]) > len([f for f in before
                                                                           if f.startswith("memories/")])
