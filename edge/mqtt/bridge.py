@@ -109,7 +109,7 @@ class MqttBridge:
         snap = self.status.snapshot()
         common: dict[str, Any] = dict(station=self.station.path, version=snap.get("version"),
                                       model=snap.get("model"), prompt_set=snap.get("prompt_set"),
-                                      since=self._connected_at)
+                                      since=self._connected_at, backend_note=snap.get("backend_note"))
         if state in ("offline", "will"):
             payload = StatusPayload(state="offline", reasons=[], ts=None if state == "will" else _now(), **common)
         else:

@@ -40,6 +40,8 @@ class StatusPayload(_Payload):
     outbox: dict[str, Any] | None = Field(default=None, description="Backlog etc.; null when offline.")
     cameras: dict[str, str] | None = Field(default=None, description="Camera states; null when offline (a will "
                                            "registered at connect time would only carry stale ones).")
+    backend_note: str | None = Field(default=None, description="Why the encoders run on another backend than the "
+                                     "one configured (model.backend: auto or a TensorRT fallback); null otherwise.")
 
 
 class PromptsActive(_Payload):

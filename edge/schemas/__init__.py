@@ -42,7 +42,7 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
 # when it is added to a published payload.
 ADDED_SINCE_FIRST: dict[str, dict[str, tuple[str, ...]]] = {
     RESULT_SCHEMA_ID: {"InspectionResult": ("source", "anomaly", "memory")},  # result/1 was published without them
-    STATUS_SCHEMA_ID: {"StatusPayload": ("since",)},
+    STATUS_SCHEMA_ID: {"StatusPayload": ("since", "backend_note")},
     # response/1 was first published with an untyped result: the first build answered trigger with {camera,
     # part_id} and prompts/test with {version, cameras}
     RESPONSE_SCHEMA_ID: {"TriggerResult": ("queued", "timeout_s"), "PromptsTestResult": ("recent_defects",)},

@@ -88,6 +88,9 @@ def test_status_payloads(bridge: MqttBridge) -> None:
     will = json.loads(bridge.status_json("will"))
     bye = json.loads(bridge.status_json("offline"))
     assert live["state"] == "online" and live["cameras"] == {"cam1": "streaming"} and live["ts"]
+    assert live["backend_note"] is None
+    bridge.status.fact("backend_note", "tensorrt: no engine for this GPU; running onnxruntime")
+    assert json.loads(bridge.status_json("auto"))["backend_note"].startswith("tensorrt: no engine")
     assert will["state"] == "offline" and will["ts"] is None and will["cameras"] is None and will["since"]
     assert bye["state"] == "offline" and bye["ts"] and bye["cameras"] is None
 
