@@ -174,7 +174,7 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
     size = bundle.manifest.image.size
     model.embed_pixels(model.inputs([np.zeros((size, size, 3), np.uint8)]))  # warm-up before the first frame
     model_ref = ModelRef(name=bundle.manifest.name, precision=config.model.precision, bundle=bundle.hash[:16],
-                         backend=model.image_encoder.name)
+                         backend=model.image_encoder.name, family=bundle.family)
     status.fact("version", edge.__version__)
     status.fact("model", model_ref.model_dump())
     observers.on_prompt_change.append(lambda s: status.fact("prompt_set", {"name": s.prompts.name,

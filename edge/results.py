@@ -66,6 +66,9 @@ class ModelRef(_Payload):
     precision: Literal["fp32", "fp16", "int8"]
     bundle: str = Field(description="Bundle content hash (first 16 hex).")
     backend: str = Field(description="onnxruntime | tensorrt")
+    family: Literal["clip", "siglip"] | None = Field(default=None, description=(
+        "How to read the scores: clip, a softmax over the categories (they sum to 1); siglip, an independent "
+        "sigmoid per category. Null only from code that does not know the bundle."))
 
 
 class InspectionResult(_Payload):

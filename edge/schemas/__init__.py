@@ -41,7 +41,8 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
 # them, but devices of earlier builds under the same id do not, so the schema does not require them. Add a key here
 # when it is added to a published payload.
 ADDED_SINCE_FIRST: dict[str, dict[str, tuple[str, ...]]] = {
-    RESULT_SCHEMA_ID: {"InspectionResult": ("source", "anomaly", "memory")},  # result/1 was published without them
+    RESULT_SCHEMA_ID: {"InspectionResult": ("source", "anomaly", "memory"),  # result/1 was published without them
+                       "ModelRef": ("family",)},
     STATUS_SCHEMA_ID: {"StatusPayload": ("since", "backend_note")},
     # response/1 was first published with an untyped result: the first build answered trigger with {camera,
     # part_id} and prompts/test with {version, cameras}

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from edge.app import build_station
+from edge.bundle import Bundle
 from edge.cameras import CameraState
 from edge.config import ServiceConfig
 from edge.errors import ConfigError
@@ -52,6 +53,7 @@ def test_video_file_every_frame_once_with_the_contract_keys(
     assert first["station"] == "s1/l1/st1" and first["camera"] == "cam1"
     assert first["ts"].endswith("Z") and len(first["ts"]) == len("2026-01-01T00:00:00.000Z")
     assert set(first["scores"]) == {"good", "scratch", "hole"} and first["simulated"] is False
+    assert first["model"]["family"] == Bundle.open(cfg.model.bundle).family  # how to read the scores
     assert len({r.id for r in sink.results}) == 8
     assert [r.source.frame for r in sink.results if r.source] == list(range(8))  # which video frame
     assert {r.source.file for r in sink.results if r.source} == {"line.avi"}
