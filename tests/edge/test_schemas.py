@@ -68,7 +68,7 @@ def test_a_consumer_s_schema_takes_earlier_and_later_builds_of_the_same_id() -> 
     }
     jsonschema.validate(earlier, schema)
     later = {**earlier, "source": None, "anomaly": None, "memory": None, "lot": "L-7",
-             "model": {**earlier["model"], "family": "clip"}}
+             "model": {**earlier["model"], "lens": "12mm"}}
     jsonschema.validate(later, schema)
     status = json.loads((HERE / "status.schema.json").read_text())
     assert "since" in status["properties"] and "since" not in status["required"]
@@ -87,9 +87,9 @@ def test_the_mqtt_tests_still_catch_a_key_the_device_sends_undocumented() -> Non
     from tests.edge.mqtt.conftest import _unlisted
 
     schema = json.loads((HERE / "result.schema.json").read_text())
-    result = {"model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime", "family": "x"},
+    result = {"model": {"name": "m", "precision": "fp32", "bundle": "b", "backend": "onnxruntime", "arch": "x"},
               "tile": {"index": 0, "box": [0, 0, 1, 1], "zoom": 2}, "bogus": 1, "seq": 1}
-    assert sorted(_unlisted(result, schema, schema)) == ["bogus", "model.family", "tile.zoom"]
+    assert sorted(_unlisted(result, schema, schema)) == ["bogus", "model.arch", "tile.zoom"]
     response = json.loads((HERE / "response.schema.json").read_text())
     body = {"verb": "memory", "ok": True, "result": {"active": False, "version": None, "images": 0, "good": None,
                                                       "prompt_set": None, "views": [], "extra": 1}}
