@@ -34,6 +34,7 @@ from edge.mqtt.payloads import (
     Empty,
     MemoryArgs,
     MemoryResult,
+    OutboxStats,
     PromptsActive,
     PromptsArgs,
     PromptsSetResult,
@@ -115,7 +116,7 @@ class MqttBridge:
         else:
             cams = {name: view.state for name, view in self.control.cameras().items()}
             payload = StatusPayload(state=snap["state"], reasons=snap["reasons"], ts=_now(),
-                                    outbox=self.outbox.stats(), cameras=cams, **common)
+                                    outbox=OutboxStats.model_validate(self.outbox.stats()), cameras=cams, **common)
         return payload.model_dump_json(by_alias=True)
 
     def prompts_active_json(self, state: PromptState) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from edge.results import ModelRef, PromptSetRef
 from edge.validation import REQUESTED_BY_PATTERN, inline
 
 STATUS_SCHEMA_ID: Final = "edge-inspect/status/1"
@@ -19,6 +20,19 @@ MAX_COMMAND_BYTES = 256 * 1024
 class _Payload(BaseModel):
     # every key is always sent, so the schema lists every key as required (nullable where it can be null)
     model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_serialization_defaults_required=True)
+
+
+class OutboxStats(_Payload):
+    """The durable outbox's state when the status was sent (the retained status is re-sent when the station's state
+    changes, not for these counts: see its ``ts``)."""
+
+    backlog: int = Field(description="Results not yet acknowledged by the broker.")
+    oldest_undelivered_s: float | None = Field(description="Age of the oldest of them; null when none.")
+    rows: int = Field(description="Results kept (undelivered, and delivered within the replay window).")
+    max_rows: int = Field(description="mqtt.outbox.max_rows.")
+    dropped: int = Field(description="Undelivered results discarded by the drop_oldest policy since start.")
+    replay_from: int | None = Field(default=None, description="The oldest seq cmd/replay can still send; null "
+                                    "when the outbox is empty.")
 
 
 class StatusPayload(_Payload):
@@ -35,9 +49,9 @@ class StatusPayload(_Payload):
                               description="When the current MQTT connection was made (also in the will).")
     station: str
     version: str | None = None
-    model: dict[str, Any] | None = None
-    prompt_set: dict[str, Any] | None = None
-    outbox: dict[str, Any] | None = Field(default=None, description="Backlog etc.; null when offline.")
+    model: ModelRef | None = Field(default=None, description="The model in use, as results name it.")
+    prompt_set: PromptSetRef | None = Field(default=None, description="The active prompt set, as results name it.")
+    outbox: OutboxStats | None = Field(default=None, description="The durable outbox; null when offline.")
     cameras: dict[str, str] | None = Field(default=None, description="Camera states; null when offline (a will "
                                            "registered at connect time would only carry stale ones).")
     backend_note: str | None = Field(default=None, description="Why the encoders run on another backend than the "

@@ -43,7 +43,8 @@ SCHEMAS: dict[str, tuple[str, type[BaseModel]]] = {
 ADDED_SINCE_FIRST: dict[str, dict[str, tuple[str, ...]]] = {
     RESULT_SCHEMA_ID: {"InspectionResult": ("source", "anomaly", "memory"),  # result/1 was published without them
                        "ModelRef": ("family",)},
-    STATUS_SCHEMA_ID: {"StatusPayload": ("since", "backend_note")},
+    STATUS_SCHEMA_ID: {"StatusPayload": ("since", "backend_note"), "ModelRef": ("family",),
+                       "OutboxStats": ("replay_from",)},
     # response/1 was first published with an untyped result: the first build answered trigger with {camera,
     # part_id} and prompts/test with {version, cameras}
     RESPONSE_SCHEMA_ID: {"TriggerResult": ("queued", "timeout_s"), "PromptsTestResult": ("recent_defects",)},
