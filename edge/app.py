@@ -60,10 +60,10 @@ def _open_model(bundle: Bundle, config: ServiceConfig, status: StatusBoard) -> Z
     from edge.encoders.select import open_encoders
 
     encoders = open_encoders(bundle, config.model)
-    if encoders.note and config.model.backend == "tensorrt":
-        status.problem("encoder", encoders.note)  # asked for TensorRT, fell back: degraded
-    elif encoders.note:
+    if encoders.note:  # the MQTT status carries it either way
         status.fact("backend_note", encoders.note)
+    if encoders.note and config.model.backend == "tensorrt":
+        status.problem("encoder", encoders.note)  # asked for TensorRT, fell back: degraded too
     return ZeroShotModel(bundle, encoders.image, encoders.text)
 
 

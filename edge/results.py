@@ -67,8 +67,10 @@ class ModelRef(_Payload):
     bundle: str = Field(description="Bundle content hash (first 16 hex).")
     backend: str = Field(description="onnxruntime | tensorrt")
     family: Literal["clip", "siglip"] | None = Field(default=None, description=(
-        "How to read the scores: clip, a softmax over the categories (they sum to 1); siglip, an independent "
-        "sigmoid per category. Null only from code that does not know the bundle."))
+        "How to read the scores: clip, a softmax over the categories for each crop; siglip, an independent "
+        "sigmoid per category. A frame's score per category is its largest over the frame's crops (blended with "
+        "exemplar similarity where a category has exemplars), so clip's sum to 1 only for a single crop without "
+        "exemplars. Null only from code that does not know the bundle."))
 
 
 class InspectionResult(_Payload):

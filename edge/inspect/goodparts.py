@@ -134,11 +134,10 @@ class MemoryCache:
     and the set activated after its preview takes its memory from here (written to disk then) instead of building
     it again. The key is the content (images, view, parameters), so a changed good folder is never served stale."""
 
-    RECENT = 2  # candidates' memories held in process
-
-    def __init__(self, folder: Path, bundle_hash: str) -> None:
+    def __init__(self, folder: Path, bundle_hash: str, recent: int = 2) -> None:
         self.folder = folder
         self.bundle_hash = bundle_hash[:16]
+        self.recent_size = recent  # candidates' memories held in process: one per camera view of a candidate
         self._recent: OrderedDict[str, ViewMemory] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -146,11 +145,11 @@ class MemoryCache:
         return self.folder / f"memory-{self.bundle_hash}-{version}.npz"
 
     def remember(self, memory: ViewMemory) -> None:
-        """Hold a candidate's memory in process (the oldest of RECENT goes)."""
+        """Hold a candidate's memory in process (beyond recent_size, the oldest goes)."""
         with self._lock:
             self._recent[memory.version] = memory
             self._recent.move_to_end(memory.version)
-            while len(self._recent) > self.RECENT:
+            while len(self._recent) > self.recent_size:
                 self._recent.popitem(last=False)
 
     def recent(self, version: str) -> ViewMemory | None:

@@ -191,7 +191,7 @@ def build_state(model: ZeroShotModel, prompts: PromptSet, base: Path, cache: Emb
     """Encode a prompt set (or take it from the cache), and build its good-part memories for ``views``;
     raises ConfigError (or BundleError) naming the problem. ``keep=False`` (a candidate: a preview or
     ``prompts/test``) reads the caches but writes nothing to disk: a stream of tests must not fill the state disk
-    that the outbox shares; its memory is held in process (MemoryCache.RECENT), so activating it after a preview
+    that the outbox shares; its memories are held in process (MemoryCache.remember), so activating it after a preview
     does not build it again."""
     embeds = cache.get(prompts.version) if cache else None
     if embeds is None or embeds.shape[0] != len(prompts.categories):

@@ -67,8 +67,9 @@ class Outbox:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(SCHEMA)
             # an outbox written before the high-water mark existed: its rows are the mark (before any pruning)
-            self._db.execute("INSERT INTO high_water (id, seq) SELECT 1, MAX(seq) FROM outbox HAVING COUNT(*) > 0 "
-                             "ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)")
+            # (plain SQL that SQLite 3.24+ runs: JetPack 6's Ubuntu 22.04 has 3.37, without HAVING sans GROUP BY)
+            self._db.execute("INSERT INTO high_water (id, seq) SELECT 1, m FROM (SELECT MAX(seq) AS m FROM outbox) "
+                             "WHERE m IS NOT NULL ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)")
         except sqlite3.Error as err:
             raise PublishError(f"{path}: cannot open the outbox ({err}); check the state dir's disk "
                                "and permissions.") from err

@@ -55,7 +55,8 @@ class StatusPayload(_Payload):
     cameras: dict[str, str] | None = Field(default=None, description="Camera states; null when offline (a will "
                                            "registered at connect time would only carry stale ones).")
     backend_note: str | None = Field(default=None, description="Why the encoders run on another backend than the "
-                                     "one configured (model.backend: auto or a TensorRT fallback); null otherwise.")
+                                     "one configured (model.backend: auto, or tensorrt with fallback, which also "
+                                     "makes the state degraded); null otherwise.")
 
 
 class PromptsActive(_Payload):

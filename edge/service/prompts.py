@@ -32,7 +32,7 @@ import yaml
 
 from edge.config import CameraConfig
 from edge.errors import ConfigError, EdgeInspectError, PublishError
-from edge.inspect.goodparts import MemoryCache
+from edge.inspect.goodparts import MemoryCache, view_key
 from edge.inspect.prompt_state import EmbeddingCache, PromptState, build_state
 from edge.model import ZeroShotModel
 from edge.prompts import PromptSet, load_prompt_set, parse_prompt_set
@@ -94,7 +94,10 @@ class PromptManager:
         self.model = model
         self.path = path
         self.views: list[CameraConfig | None] = [*views] or [None]  # each camera's ROI and tiles: a memory per view
-        self._memories = MemoryCache(state_dir / "memories", model.bundle.hash)
+        # a candidate's memories (one per distinct view) stay in process until it is activated or replaced: two
+        # candidates' worth, as much memory again as the active set's
+        self._memories = MemoryCache(state_dir / "memories", model.bundle.hash,
+                                     recent=2 * len({view_key(v) for v in self.views}))
         self.history = PromptHistory(state_dir / "prompt-sets")
         self._cache = EmbeddingCache(state_dir / "embeddings", model.bundle.hash)
         # where the page's uploads and taught good parts go: reference folders may live there
