@@ -200,11 +200,11 @@ def _build(config: ServiceConfig, extra_sinks: list[Sink], model: ZeroShotModel 
                         ob.synchronous)
         stack.callback(outbox.close)
         outbox.prune()
-        moved = seq.advance_to(outbox.last_seq())
+        highest = outbox.last_seq()
+        moved = seq.advance_to(highest)
         if moved:  # the outbox (which outlives pruning) has seen higher seqs than the counter: never reuse one
             log.warning("%s was %d behind the outbox's highest seq %d (lost, or restored from an older backup?): "
-                        "numbering continues after %d", config.state_dir / "sequence.sqlite", moved,
-                        outbox.last_seq(), outbox.last_seq())
+                        "numbering continues after it", config.state_dir / "sequence.sqlite", moved, highest)
         wake = _Wake()
         sinks.append(OutboxSink(outbox, wake, status.problem, stop))
     sinks += _sinks(config, extra_sinks, stack)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.errors import BundleError
+from edge.errors import BundleError, read_utf8
 from edge.hashing import sha256_file, sha256_json
 
 MANIFEST_NAME = "bundle.json"
@@ -242,11 +242,8 @@ def read_manifest(root: Path) -> BundleManifest:
             f"{path}: missing; this folder is not a model bundle, create one with "
             "'edge-inspect export MODEL --out DIR'."
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise BundleError(f"{path}: not UTF-8 text (byte {err.start}); the manifest was damaged or replaced, "
-                          "re-export the bundle ('edge-inspect export').") from err
+    text = read_utf8(path, "the manifest was damaged or replaced, re-export the bundle ('edge-inspect export')",
+                     BundleError)
     try:
         return BundleManifest.model_validate_json(text)
     except ValidationError as err:

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, read_utf8
 from edge.validation import describe, repeated
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"  # safe in MQTT topics and file names
@@ -153,13 +153,11 @@ class MqttConfig(_Strict):
         """The secret, read now from the environment or the credentials file."""
         if self.password_file is not None:
             try:
-                return self.password_file.read_text(encoding="utf-8").strip()
+                return read_utf8(self.password_file, "write the password as UTF-8",
+                                 name=f"mqtt.password_file {self.password_file}").strip()
             except OSError as err:
                 raise ConfigError(f"mqtt.password_file {self.password_file}: {err.strerror}; "
                                   "check the path and its permissions.") from err
-            except UnicodeDecodeError as err:
-                raise ConfigError(f"mqtt.password_file {self.password_file}: not UTF-8 text (byte {err.start}); "
-                                  "write the password as UTF-8.") from err
         credential = Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) / "mqtt-password"
         if credential.is_file():  # systemd's LoadCredential=mqtt-password:...
             return credential.read_text(encoding="utf-8").strip()
@@ -265,11 +263,9 @@ def parse_config(data: object, source: str, base: Path | None = None) -> Service
 def load_config(path: str | Path) -> ServiceConfig:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_utf8(path, "save the config as UTF-8"))
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config ({err.strerror}); check the path.") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8.") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -9,6 +9,7 @@ below the CLI prints or exits on its own.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 
 class EdgeInspectError(Exception):
@@ -24,6 +25,16 @@ class ConfigError(EdgeInspectError):
     """A config file, prompt set or command-line option is invalid."""
 
     exit_code = 2
+
+
+def read_utf8(path: Path, fix: str, error: type[EdgeInspectError] = ConfigError, name: str | None = None) -> str:
+    """A text file every reader of user files reads alike: bytes that are not UTF-8 are one line naming the file
+    (``name``, else its path), the first bad byte and ``fix``, not a UnicodeDecodeError traceback. OSError is the
+    caller's to word (a missing config and a missing manifest need different advice)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{name or path}: not UTF-8 text (byte {err.start}); {fix}.") from err
 
 
 class BundleError(EdgeInspectError):

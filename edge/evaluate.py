@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from edge.config import CameraConfig
-from edge.errors import ConfigError, ImageError
+from edge.errors import ConfigError, ImageError, read_utf8
 from edge.inspect.frames import FrameScores, score_frames
 from edge.inspect.memory import blend_heat
 from edge.inspect.prompt_state import PromptState
@@ -113,11 +113,7 @@ def read_boxes(index: Path) -> dict[str, tuple[int, int, int, int]]:
     if not index.is_file():
         return boxes
     expected = '{"image": "cat/file.png", "box": [x, y, w, h]} with x, y, w, h whole numbers >= 0'
-    try:
-        lines = index.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{index}: not UTF-8 text (byte {err.start}); save it as UTF-8 JSON lines.") from err
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(read_utf8(index, "save it as UTF-8 JSON lines").splitlines(), 1):
         if not line.strip():
             continue
         try:

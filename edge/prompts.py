@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, read_utf8
 from edge.hashing import sha256_json
 from edge.validation import describe, repeated
 
@@ -175,11 +175,9 @@ def load_prompt_set(path: str | Path) -> PromptSet:
     """Read an operator YAML file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, "save the prompt set as UTF-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the prompt set ({err.strerror}); check the path.") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the prompt set as UTF-8.") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -152,15 +152,17 @@ class MemoryCache:
             while len(self._recent) > self.recent_size:
                 self._recent.popitem(last=False)
 
-    def recent(self, version: str) -> ViewMemory | None:
+    def peek(self, version: str) -> ViewMemory | None:
+        """Held in process, else from disk; writes nothing (a candidate's read)."""
         with self._lock:
-            return self._recent.get(version)
+            held = self._recent.get(version)
+        return held if held is not None else self._read(version)
 
     def get(self, version: str) -> ViewMemory | None:
         """From disk; else a candidate's memory held in process, which is written to disk now (it is being
         activated)."""
         found = self._read(version)
-        if found is None and (found := self.recent(version)) is not None:
+        if found is None and (found := self.peek(version)) is not None:
             self.put(found)
         return found
 

@@ -105,7 +105,7 @@ class _CandidateMemoryCache(MemoryCache):
         self._base = base
 
     def get(self, version: str) -> ViewMemory | None:
-        return self._base.recent(version) or self._base._read(version)
+        return self._base.peek(version)
 
     def put(self, memory: ViewMemory) -> None:
         self._base.remember(memory)

@@ -67,9 +67,7 @@ class Outbox:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(SCHEMA)
             # an outbox written before the high-water mark existed: its rows are the mark (before any pruning)
-            # (plain SQL that SQLite 3.24+ runs: JetPack 6's Ubuntu 22.04 has 3.37, without HAVING sans GROUP BY)
-            self._db.execute("INSERT INTO high_water (id, seq) SELECT 1, m FROM (SELECT MAX(seq) AS m FROM outbox) "
-                             "WHERE m IS NOT NULL ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)")
+            self._raise_mark(self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0])
         except sqlite3.Error as err:
             raise PublishError(f"{path}: cannot open the outbox ({err}); check the state dir's disk "
                                "and permissions.") from err
@@ -101,8 +99,13 @@ class Outbox:
                     "INSERT OR IGNORE INTO outbox (seq, id, camera, payload, created) VALUES (?, ?, ?, ?, ?)",
                     [(seq, rid, cam, payload, now) for seq, rid, cam, payload in rows])
                 if rows:  # outlives pruning: the station's counter is never set below it (last_seq)
-                    self._db.execute("INSERT INTO high_water (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE "
-                                     "SET seq = MAX(seq, excluded.seq)", (max(r[0] for r in rows),))
+                    self._raise_mark(max(r[0] for r in rows))
+
+    def _raise_mark(self, seq: int | None) -> None:
+        """The high-water mark: the highest seq ever stored, never lowered (SQL that SQLite 3.24+ runs)."""
+        if seq is not None:
+            self._db.execute("INSERT INTO high_water (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE "
+                             "SET seq = MAX(seq, excluded.seq)", (int(seq),))
 
     def _count_locked(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -133,10 +136,10 @@ class Outbox:
         return [Row(*r) for r in rows if not exclude or r[0] not in exclude][:limit]
 
     def last_seq(self) -> int:
-        """The highest seq this outbox ever stored, pruned rows included."""
+        """The highest seq this outbox ever stored, pruned rows included (the mark is raised with every append)."""
         with self._lock:
-            return int(self._db.execute("SELECT MAX(COALESCE((SELECT MAX(seq) FROM outbox), 0), "
-                                        "COALESCE((SELECT seq FROM high_water WHERE id = 1), 0))").fetchone()[0])
+            row = self._db.execute("SELECT seq FROM high_water WHERE id = 1").fetchone()
+        return 0 if row is None else int(row[0])
 
     def mark_sent(self, seqs: list[int]) -> None:
         with self._lock, self._db:

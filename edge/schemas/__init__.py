@@ -55,30 +55,21 @@ SENT_COMMENT = ("Sent by the device. A key listed here but not in 'required' may
                 "keys you do not know. A change that would break a consumer gets a new schema id.")
 
 
-def _open(node: object) -> None:
-    """Drop additionalProperties: false everywhere (pydantic writes it for extra='forbid'): a consumer validating
-    with this file must accept the optional keys that a later build of the same schema id adds."""
+def _for_consumers(node: object, added: dict[str, tuple[str, ...]]) -> None:
+    """At every depth: drop additionalProperties: false (pydantic writes it for extra='forbid'), since a consumer
+    validating with this file must accept the optional keys a later build of the same id adds; and take the keys in
+    ``added`` (by the title of the object that has them) out of its ``required``, since earlier builds lack them."""
     if isinstance(node, dict):
         if node.get("additionalProperties") is False:
             del node["additionalProperties"]
-        for value in node.values():
-            _open(value)
-    elif isinstance(node, list):
-        for value in node:
-            _open(value)
-
-
-def _not_required(node: object, added: dict[str, tuple[str, ...]]) -> None:
-    """Take the keys in ``added`` (by the title of the object that has them) out of its ``required``, at any depth."""
-    if isinstance(node, dict):
         keys = added.get(str(node.get("title")), ())
         if keys and "required" in node:
             node["required"] = [k for k in node["required"] if k not in keys]
         for value in node.values():
-            _not_required(value, added)
+            _for_consumers(value, added)
     elif isinstance(node, list):
         for value in node:
-            _not_required(value, added)
+            _for_consumers(value, added)
 
 
 def render(schema_id: str, model: type[BaseModel]) -> str:
@@ -86,8 +77,7 @@ def render(schema_id: str, model: type[BaseModel]) -> str:
     sent = schema_id != COMMAND_SCHEMA_ID
     schema = model.model_json_schema(by_alias=True, mode="serialization" if sent else "validation")
     if sent:
-        _open(schema)
-        _not_required(schema, ADDED_SINCE_FIRST.get(schema_id, {}))
+        _for_consumers(schema, ADDED_SINCE_FIRST.get(schema_id, {}))
         schema["$comment"] = SENT_COMMENT
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, **schema}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
